@@ -1,5 +1,291 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
-func mountCommand() *cli.Command { return &cli.Command{Name: "mount"} }
+	"github.com/urfave/cli/v2"
+
+	"featurefs/blobstore"
+	"featurefs/fusefs"
+	"featurefs/gc"
+	"featurefs/manifest"
+)
+
+func mountCommand() *cli.Command {
+	flags := []cli.Flag{
+		cacheRootFlag(),
+		&cli.DurationFlag{Name: "gc-interval", Usage: "run GC this often while mounted (0 disables)", Value: 24 * time.Hour},
+		&cli.StringFlag{Name: "footer-hash-threshold", Usage: "files larger than this get a footer hash instead of a full SHA-256", Value: "100MiB"},
+		&cli.StringFlag{Name: "compression", Usage: "auto, zstd or none", Value: string(blobstore.Auto)},
+		&cli.BoolFlag{Name: "allow-other", Usage: "let other users reach the mount (with default_permissions)"},
+		&cli.StringFlag{Name: "sync", Usage: "manifest durability: full (survives power loss) or normal (survives a crash of the daemon)", Value: "full"},
+		&cli.BoolFlag{Name: "passthrough", Usage: "let the kernel read raw blobs directly where it can", Value: true},
+		&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", Hidden: true},
+		verboseFlag(),
+		jsonFlag(),
+	}
+	flags = append(flags, retentionFlags()...)
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "serve the cache at MOUNTPOINT until unmounted or signalled",
+		ArgsUsage: "MOUNTPOINT",
+		Flags:     flags,
+		Action:    mountAction,
+	}
+}
+
+func mountAction(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("mount takes exactly one MOUNTPOINT, got %d arguments", c.NArg())
+	}
+	log := newLogger(c)
+	mnt, err := filepath.Abs(c.Args().First())
+	if err != nil {
+		return err
+	}
+	threshold, err := parseSize(c.String("footer-hash-threshold"))
+	if err != nil || threshold <= 0 {
+		return usageError("--footer-hash-threshold: want a positive size like 100MiB, got %q", c.String("footer-hash-threshold"))
+	}
+	compression := blobstore.Compression(c.String("compression"))
+	switch compression {
+	case blobstore.Auto, blobstore.Zstd, blobstore.None:
+	default:
+		return usageError("--compression: want auto, zstd or none, got %q", compression)
+	}
+	syncMode := c.String("sync")
+	if syncMode != "full" && syncMode != "normal" {
+		return usageError("--sync: want full or normal, got %q", syncMode)
+	}
+	gcOpts, err := gcOptions(c, log)
+	if err != nil {
+		return err
+	}
+	if err := prepareMountpoint(mnt, log); err != nil {
+		return err
+	}
+
+	cache, err := openCache(c, true,
+		manifest.Options{SyncNormal: syncMode == "normal", Logger: log},
+		blobstore.Options{Compression: compression})
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+
+	runGC := func(ctx context.Context, dryRun bool) (fusefs.GCResult, error) {
+		opts := gcOpts
+		opts.DryRun = dryRun
+		report, err := gc.Run(ctx, cache.db, cache.store, opts)
+		if err != nil {
+			return fusefs.GCResult{}, err
+		}
+		data, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return fusefs.GCResult{}, err
+		}
+		return fusefs.GCResult{
+			Report:       data,
+			FilesDeleted: int64(report.Summary.TotalFilesDeleted),
+			BytesFreed:   report.Summary.TotalBytesFreed,
+		}, nil
+	}
+	fsys, err := fusefs.New(c.Context, fusefs.Config{
+		Manifest:            cache.db,
+		Store:               cache.store,
+		FooterHashThreshold: threshold,
+		Passthrough:         c.Bool("passthrough"),
+		RunGC:               runGC,
+		LastGCReport:        func() ([]byte, error) { return gc.LastReport(cache.root) },
+		UID:                 uint32(os.Getuid()),
+		GID:                 uint32(os.Getgid()),
+		OrphanGrace:         gcOpts.OrphanGrace,
+		Logger:              log,
+	})
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+
+	server, err := fusefs.Mount(mnt, fsys, fusefs.MountOptions{
+		AllowOther: c.Bool("allow-other"),
+		Direct:     os.Geteuid() == 0,
+		Debug:      c.Bool("debug-fuse"),
+		FsName:     cache.root,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("mounted", "mountpoint", mnt, "cache_root", cache.root, "compression", compression)
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	served := make(chan struct{})
+	go func() {
+		server.Wait()
+		close(served)
+	}()
+	go fsys.Watch(ctx, 500*time.Millisecond)
+	go periodicGC(ctx, fsys, c.Duration("gc-interval"), log)
+	unhealthy := make(chan error, 1)
+	go watchHealth(ctx, cache.db, unhealthy)
+
+	var exitErr error
+	select {
+	case <-served:
+		log.Info("unmounted externally", "mountpoint", mnt)
+	case <-c.Context.Done():
+		log.Info("signal received, unmounting", "mountpoint", mnt)
+		unmount(server, mnt, log)
+		<-served
+	case err := <-unhealthy:
+		// Serving on without a manifest would show garbage; stop loudly.
+		log.Error("manifest lost, unmounting", "err", err)
+		unmount(server, mnt, log)
+		<-served
+		exitErr = cli.Exit(fmt.Sprintf("manifest lost: %v", err), exitIssues)
+	}
+	cancel()
+	// Pending access times reach the manifest before it closes.
+	if err := cache.db.FlushAccess(context.Background()); err != nil {
+		log.Warn("flush access times", "err", err)
+	}
+	return exitErr
+}
+
+// gcOptions builds the GC settings shared by the daemon's runs.
+func gcOptions(c *cli.Context, log *slog.Logger) (gc.Options, error) {
+	ret, err := retention(c)
+	if err != nil {
+		return gc.Options{}, err
+	}
+	max, err := maxSize(c)
+	if err != nil {
+		return gc.Options{}, err
+	}
+	return gc.Options{
+		Retention:   ret,
+		MaxSize:     max,
+		OrphanGrace: c.Duration("orphan-grace"),
+		Logger:      log,
+	}, nil
+}
+
+func periodicGC(ctx context.Context, fsys *fusefs.FS, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			res, err := fsys.RunGC(ctx, false)
+			if err != nil {
+				log.Error("scheduled gc", "err", err)
+				continue
+			}
+			log.Info("scheduled gc", "files_deleted", res.FilesDeleted, "bytes_freed", res.BytesFreed)
+		}
+	}
+}
+
+func watchHealth(ctx context.Context, db *manifest.DB, unhealthy chan<- error) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := db.Healthy(ctx); err != nil && ctx.Err() == nil {
+				unhealthy <- err
+				return
+			}
+		}
+	}
+}
+
+// unmount asks the kernel to detach the mount, lazily if files are still
+// open (the kernel then finishes when the last one closes).
+func unmount(server interface{ Unmount() error }, mnt string, log *slog.Logger) {
+	err := server.Unmount()
+	if err == nil {
+		return
+	}
+	log.Warn("unmount busy, detaching lazily", "mountpoint", mnt, "err", err)
+	if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+		if out, ferr := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); ferr != nil {
+			log.Error("lazy unmount failed", "mountpoint", mnt, "err", err, "fusermount3", strings.TrimSpace(string(out)))
+		}
+	}
+}
+
+// prepareMountpoint creates the mountpoint if needed and clears a stale
+// mount left by a daemon that was killed: its path fails with ENOTCONN.
+func prepareMountpoint(mnt string, log *slog.Logger) error {
+	_, err := os.Stat(mnt)
+	switch {
+	case err == nil:
+		if mounted, fstype := mountedAt(mnt); mounted {
+			return fmt.Errorf("%s is already a mount point (%s); unmount it first: fusermount3 -u %s", mnt, fstype, mnt)
+		}
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(mnt, 0o755); err != nil {
+			return fmt.Errorf("create mountpoint: %w", err)
+		}
+		return nil
+	case errors.Is(err, syscall.ENOTCONN):
+		log.Warn("clearing stale mount left by a dead daemon", "mountpoint", mnt)
+		uerr := syscall.Unmount(mnt, syscall.MNT_DETACH)
+		if uerr != nil {
+			if out, ferr := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); ferr != nil {
+				return fmt.Errorf("stale mount at %s (a killed daemon) could not be cleared (%v; %s); clear it with: fusermount3 -u -z %s   (or as root: umount -l %s)",
+					mnt, uerr, strings.TrimSpace(string(out)), mnt, mnt)
+			}
+		}
+		return nil
+	default:
+		return fmt.Errorf("mountpoint %s: %w", mnt, err)
+	}
+}
+
+// mountedAt reports whether path is itself a mount point, and its type.
+func mountedAt(path string) (bool, string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 || unescapeMountPath(fields[4]) != path {
+			continue
+		}
+		for i, f := range fields {
+			if f == "-" && i+1 < len(fields) {
+				return true, fields[i+1]
+			}
+		}
+		return true, ""
+	}
+	return false, ""
+}
+
+// unescapeMountPath undoes the octal escapes of /proc/self/mountinfo.
+func unescapeMountPath(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}

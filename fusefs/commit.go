@@ -1,0 +1,108 @@
+package fusefs
+
+import (
+	"context"
+	"fmt"
+
+	"featurefs/hashing"
+	"featurefs/manifest"
+)
+
+// commit turns c into the new version of symbol/key, following SPEC §3:
+// validate, hash, describe, store durably, then insert the manifest row. Only
+// the row makes the version visible, so a failure at any step leaves the
+// previous version as it was. The caller holds no lock on c.
+func (fsys *FS) commit(ctx context.Context, symbol, key string, c *content) (manifest.Entry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entry, err := fsys.commitLocked(ctx, symbol, key, c)
+	if err != nil {
+		fsys.stats.rejected.Add(1)
+		return manifest.Entry{}, fmt.Errorf("commit %s/%s: %w", symbol, entryName(key), err)
+	}
+	fsys.stats.commits.Add(1)
+	return entry, nil
+}
+
+func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content) (manifest.Entry, error) {
+	if err := c.stage(ctx); err != nil {
+		return manifest.Entry{}, err
+	}
+	f, size := c.staged.File(), c.size
+
+	// 1-3: validate, hash and describe from the staged bytes. Nothing has
+	// changed on disk yet, so a failure here needs no cleanup.
+	info, err := hashing.Inspect(f, size)
+	if err != nil {
+		return manifest.Entry{}, err
+	}
+	sum, err := hashing.Hash(ctx, f, size, fsys.cfg.FooterHashThreshold)
+	if err != nil {
+		return manifest.Entry{}, err
+	}
+
+	// 4: the blob is durable before any row names it. Publish consumes the
+	// staged file whether or not it succeeds.
+	staged := c.staged
+	c.staged = nil
+	pub, err := fsys.store.Publish(ctx, staged, size)
+	if err != nil {
+		c.dirty, c.base = false, nil
+		return manifest.Entry{}, err
+	}
+
+	// 5: the row. The commit must not be abandoned half-way because the
+	// writer was interrupted: the blob is already in place.
+	e := manifest.Entry{
+		Symbol:      symbol,
+		Key:         key,
+		Path:        pub.Blob.Path,
+		StartTS:     info.StartTS,
+		EndTS:       info.EndTS,
+		Rows:        info.Rows,
+		FileSize:    pub.Blob.StoredSize,
+		LogicalSize: size,
+		Hash:        sum.Hex,
+		HashMethod:  string(sum.Method),
+		ModTimeNS:   c.mtimeNS,
+	}
+	committed, replaced, err := fsys.db.Commit(context.WithoutCancel(ctx), e)
+	if err != nil {
+		// No row names the blob, so removing it cannot hurt a reader.
+		fsys.releasePublished(pub)
+		if rmErr := fsys.store.Remove(pub.Blob.Path); rmErr != nil {
+			fsys.log.Warn("remove unreferenced blob", "path", pub.Blob.Path, "err", rmErr)
+		}
+		c.dirty, c.base = false, nil
+		return manifest.Entry{}, err
+	}
+	fsys.releasePublished(pub)
+	switch sum.Method {
+	case hashing.Footer:
+		fsys.stats.footerHashes.Add(1)
+	default:
+		fsys.stats.fullHashes.Add(1)
+	}
+	if replaced != nil {
+		// The row is gone, so no new reader can reach the old blob; open
+		// readers hold their own descriptor and keep reading it.
+		fsys.removeBlob(replaced.Path)
+	}
+	c.base = &committed
+	c.dirty = false
+	return committed, nil
+}
+
+func (fsys *FS) releasePublished(pub interface{ Release() error }) {
+	if err := pub.Release(); err != nil {
+		fsys.log.Warn("release published blob", "err", err)
+	}
+}
+
+// removeBlob deletes the blob of a version whose row is already gone.
+func (fsys *FS) removeBlob(path string) {
+	if err := fsys.store.Remove(path); err != nil {
+		// GC collects it as an orphan later.
+		fsys.log.Warn("remove blob of a removed version", "path", path, "err", err)
+	}
+}

@@ -1,0 +1,204 @@
+package fusefs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"featurefs/blobstore"
+	"featurefs/manifest"
+)
+
+// content is the bytes of a file being written: a staged file in the cache
+// root, or, until the first write, a committed version to copy from (an
+// O_RDWR open without O_TRUNC modifies a copy, never the immutable blob).
+type content struct {
+	fsys *FS
+
+	mu     sync.Mutex
+	staged *blobstore.Staged
+	size   int64
+	// base is the committed version the content starts from while nothing
+	// is staged; nil for an empty file.
+	base *manifest.Entry
+	// mtimeNS is a modification time set by the writer (cp -p, rsync -a);
+	// zero means "the commit time".
+	mtimeNS int64
+	// dirty is set by writes and truncates since the last commit, so a
+	// second close of a dup'd descriptor commits nothing.
+	dirty bool
+	// written is set by any write or truncate, ever.
+	written bool
+}
+
+func newContent(fsys *FS, base *manifest.Entry, truncate bool) *content {
+	c := &content{fsys: fsys}
+	if truncate || base == nil {
+		// A new, empty version: even with no write, closing it commits (and
+		// fails validation), as truncating a file on disk would.
+		c.dirty = true
+		return c
+	}
+	c.base = base
+	c.size = base.LogicalSize
+	c.mtimeNS = base.ModTimeNS
+	return c
+}
+
+// stage makes sure there is a staged file holding the current bytes. Must
+// hold c.mu.
+func (c *content) stage(ctx context.Context) error {
+	if c.staged != nil {
+		return nil
+	}
+	st, err := c.fsys.store.CreateStaged()
+	if err != nil {
+		return fmt.Errorf("create staging file: %w", err)
+	}
+	if c.base != nil && c.size > 0 {
+		if err := c.copyBase(ctx, st); err != nil {
+			st.Close()
+			return err
+		}
+	}
+	c.staged = st
+	c.base = nil
+	return nil
+}
+
+func (c *content) copyBase(ctx context.Context, st *blobstore.Staged) error {
+	r, err := c.fsys.store.OpenBlob(c.base.Path)
+	if err != nil {
+		return fmt.Errorf("open %s for copy: %w", c.base.Path, err)
+	}
+	defer r.Close()
+	src := io.NewSectionReader(r, 0, c.size)
+	if _, err := io.Copy(st.File(), readerWithContext{ctx, src}); err != nil {
+		return fmt.Errorf("copy %s into staging: %w", c.base.Path, err)
+	}
+	return nil
+}
+
+func (c *content) writeAt(ctx context.Context, p []byte, off int64) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.stage(ctx); err != nil {
+		return 0, err
+	}
+	n, err := c.staged.File().WriteAt(p, off)
+	if end := off + int64(n); end > c.size {
+		c.size = end
+	}
+	if n > 0 {
+		c.dirty = true
+	}
+	c.written = true
+	return n, err
+}
+
+func (c *content) truncate(ctx context.Context, size int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if size == 0 && c.staged == nil {
+		// Nothing to copy when the result is empty.
+		c.base = nil
+	}
+	if err := c.stage(ctx); err != nil {
+		return err
+	}
+	if err := c.staged.File().Truncate(size); err != nil {
+		return fmt.Errorf("truncate staging file: %w", err)
+	}
+	c.size = size
+	c.dirty = true
+	c.written = true
+	return nil
+}
+
+// readAt reads the current bytes, staged or committed.
+func (c *content) readAt(p []byte, off int64) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if off >= c.size {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.size-off {
+		p = p[:c.size-off]
+	}
+	if c.staged != nil {
+		return c.staged.File().ReadAt(p, off)
+	}
+	if c.base == nil {
+		return 0, io.EOF
+	}
+	r, err := c.fsys.store.OpenBlob(c.base.Path)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return r.ReadAt(p, off)
+}
+
+func (c *content) setMtime(ns int64) {
+	c.mu.Lock()
+	c.mtimeNS = ns
+	c.mu.Unlock()
+}
+
+// snapshot returns the size and mtime to show in attributes.
+func (c *content) snapshot() (size, mtimeNS int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size, c.mtimeNS
+}
+
+// fsync makes staged bytes durable; they are committed only at close, but a
+// writer asking for fsync is owed at least that.
+func (c *content) fsync() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.staged == nil {
+		return nil
+	}
+	return c.staged.File().Sync()
+}
+
+// discard drops staged bytes that will never be committed.
+func (c *content) discard() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.staged != nil {
+		if err := c.staged.Close(); err != nil {
+			c.fsys.log.Warn("remove staging file", "err", err)
+		}
+		c.staged = nil
+	}
+}
+
+// readerWithContext stops a long copy when the caller gives up.
+type readerWithContext struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r readerWithContext) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+func (c *content) isDirty() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dirty
+}
+
+// untouched reports a new, empty file that nobody wrote to yet: what a
+// shell's redirection closes once (after dup2) before the command writes.
+func (c *content) untouched() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dirty && !c.written && c.size == 0 && c.base == nil
+}

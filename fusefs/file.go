@@ -1,0 +1,402 @@
+package fusefs
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"featurefs/blobstore"
+	"featurefs/manifest"
+)
+
+// fileNode is an entry: one committed, immutable version (inode number =
+// row id), or a file just created and not committed yet.
+type fileNode struct {
+	fs.Inode
+	fsys *FS
+
+	mu sync.Mutex
+	// entry is the committed version; nil until a created file commits.
+	entry *manifest.Entry
+	// created is the creator's content: its size is what the writer's own
+	// fstat must show. Never set on a version that readers can reach: its
+	// inode is shared with them, and a pending size there would cut their
+	// reads short.
+	created *content
+}
+
+var (
+	_ fs.NodeGetattrer     = (*fileNode)(nil)
+	_ fs.NodeSetattrer     = (*fileNode)(nil)
+	_ fs.NodeOpener        = (*fileNode)(nil)
+	_ fs.NodeGetxattrer    = (*fileNode)(nil)
+	_ fs.NodeListxattrer   = (*fileNode)(nil)
+	_ fs.NodeSetxattrer    = (*fileNode)(nil)
+	_ fs.NodeRemovexattrer = (*fileNode)(nil)
+)
+
+func (n *fileNode) current() (*manifest.Entry, *content) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.entry, n.created
+}
+
+func (n *fileNode) setEntry(e manifest.Entry) {
+	n.mu.Lock()
+	n.entry = &e
+	n.mu.Unlock()
+}
+
+func (n *fileNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fill(&out.Attr)
+	return 0
+}
+
+// fill writes the attributes of the node's current state.
+func (n *fileNode) fill(a *fuse.Attr) {
+	e, created := n.current()
+	if created != nil && (e == nil || created.isDirty()) {
+		size, mtimeNS := created.snapshot()
+		t := n.fsys.now()
+		if mtimeNS != 0 {
+			t = time.Unix(0, mtimeNS)
+		}
+		fileAttr(n.fsys, a, size, size, t, t, t)
+		return
+	}
+	if e == nil {
+		fileAttr(n.fsys, a, 0, 0, n.fsys.started, n.fsys.started, n.fsys.started)
+		return
+	}
+	n.fsys.entryAttr(a, e)
+}
+
+// entryAttr fills the attributes of a committed version.
+func (fsys *FS) entryAttr(a *fuse.Attr, e *manifest.Entry) {
+	atime := time.Unix(e.LastAccessedTS, 0)
+	if _, last := fsys.db.PendingAccess(e.ID); last.After(atime) {
+		atime = last
+	}
+	mtime := time.Unix(0, e.ModTimeNS)
+	fileAttr(fsys, a, e.LogicalSize, e.FileSize, atime, mtime, time.Unix(e.CreatedTS, 0))
+	a.Ino = entryIno(e.ID)
+}
+
+// fileAttr fills a regular file's attributes. Blocks count the stored
+// (possibly compressed) bytes, so du reports the disk the cache really uses.
+func fileAttr(fsys *FS, a *fuse.Attr, size, stored int64, atime, mtime, ctime time.Time) {
+	a.Mode = fuse.S_IFREG | 0o644
+	a.Nlink = 1
+	a.Owner = fsys.owner()
+	a.Size = uint64(size)
+	a.Blocks = uint64((stored + 511) / 512)
+	// A large preferred block size makes cp and rsync move 1 MiB at a time.
+	a.Blksize = 1 << 20
+	a.SetTimes(&atime, &mtime, &ctime)
+}
+
+func (n *fileNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	e, created := n.current()
+	c := created
+	if h, ok := f.(*writeHandle); ok {
+		c = h.content
+	}
+	path := n.fsys.pathOf(&n.Inode)
+	if size, ok := in.GetSize(); ok {
+		switch {
+		case c != nil:
+			if err := c.truncate(ctx, int64(size)); err != nil {
+				return n.fsys.fail("truncate", path, err)
+			}
+		case e != nil && int64(size) == e.LogicalSize:
+			// Nothing changes.
+		default:
+			// Truncating a committed version in place by path cannot give
+			// valid parquet; a writer opens with O_TRUNC and writes anew.
+			n.fsys.errs.add(n.fsys.now(), path, "truncate: a committed entry cannot be truncated in place")
+			return syscall.EINVAL
+		}
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		switch {
+		case c != nil:
+			c.setMtime(mtime.UnixNano())
+		case e != nil:
+			if err := n.fsys.db.SetModTime(ctx, e.ID, mtime.UnixNano()); err != nil {
+				return n.fsys.fail("utimes", path, err)
+			}
+			updated := *e
+			updated.ModTimeNS = mtime.UnixNano()
+			n.setEntry(updated)
+		}
+	}
+	// Mode, owner and atime changes succeed and change nothing, so cp -p and
+	// rsync -a work; every entry is 0644 of the mounting user. The reply
+	// shows the committed version even to a writer replacing it: the kernel
+	// applies it to the inode readers share.
+	n.fill(&out.Attr)
+	return 0
+}
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	e, _ := n.current()
+	if e == nil {
+		// Not committed yet: invisible to everyone but its creator's handle.
+		return nil, 0, syscall.ENOENT
+	}
+	path := e.Symbol + "/" + entryName(e.Key)
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 || flags&syscall.O_TRUNC != 0 {
+		sym, key, ok := n.fsys.location(&n.Inode)
+		if !ok {
+			sym, key = e.Symbol, e.Key
+		}
+		h := &writeHandle{
+			fsys:    n.fsys,
+			node:    n,
+			symbol:  sym,
+			key:     key,
+			content: newContent(n.fsys, e, flags&syscall.O_TRUNC != 0),
+		}
+		n.fsys.stats.openWriters.Add(1)
+		// Direct I/O keeps the new version's bytes out of the page cache of
+		// this inode, which belongs to the committed version readers see.
+		return h, fuse.FOPEN_DIRECT_IO, 0
+	}
+	r, err := n.fsys.store.OpenBlob(e.Path)
+	if err != nil {
+		return nil, 0, n.fsys.fail("open", path, err)
+	}
+	n.fsys.db.RecordAccess(e.ID, n.fsys.now())
+	n.fsys.stats.hits.Add(1)
+	n.fsys.stats.openReaders.Add(1)
+	h := &readHandle{fsys: n.fsys, r: r, path: path}
+	if n.fsys.cfg.Passthrough && r.RawFile() != nil {
+		h.passthrough = true
+		n.fsys.stats.passthroughOpens.Add(1)
+	}
+	// The version never changes, so its pages stay valid across opens.
+	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// Extended attributes (SPEC §1), read-only.
+const xattrPrefix = "user.featurefs."
+
+var xattrNames = []string{"hash", "hash_method", "rows", "start_ts", "end_ts", "stored_bytes", "access_count"}
+
+func (n *fileNode) xattr(name string) (string, bool) {
+	e, _ := n.current()
+	if e == nil {
+		return "", false
+	}
+	switch name {
+	case xattrPrefix + "hash":
+		return e.Hash, true
+	case xattrPrefix + "hash_method":
+		return e.HashMethod, true
+	case xattrPrefix + "rows":
+		return strconv.FormatInt(e.Rows, 10), true
+	case xattrPrefix + "start_ts":
+		return strconv.FormatInt(e.StartTS, 10), true
+	case xattrPrefix + "end_ts":
+		return strconv.FormatInt(e.EndTS, 10), true
+	case xattrPrefix + "stored_bytes":
+		return strconv.FormatInt(e.FileSize, 10), true
+	case xattrPrefix + "access_count":
+		count := e.AccessCount
+		if fresh, err := n.fsys.db.GetByID(context.Background(), e.ID); err == nil {
+			count = fresh.AccessCount
+		}
+		pending, _ := n.fsys.db.PendingAccess(e.ID)
+		return strconv.FormatInt(count+pending, 10), true
+	}
+	return "", false
+}
+
+func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, ok := n.xattr(attr)
+	if !ok {
+		// Includes security.capability, asked before every write.
+		return 0, syscall.ENODATA
+	}
+	return copyXattr(dest, v)
+}
+
+func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if e, _ := n.current(); e == nil {
+		return 0, 0
+	}
+	var list []byte
+	for _, name := range xattrNames {
+		list = append(list, xattrPrefix+name...)
+		list = append(list, 0)
+	}
+	return copyXattr(dest, string(list))
+}
+
+func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if len(attr) >= len(xattrPrefix) && attr[:len(xattrPrefix)] == xattrPrefix {
+		return syscall.EPERM
+	}
+	return syscall.ENOTSUP
+}
+
+func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return n.Setxattr(ctx, attr, nil, 0)
+}
+
+// copyXattr follows getxattr(2): an empty buffer asks for the size.
+func copyXattr(dest []byte, v string) (uint32, syscall.Errno) {
+	if len(dest) == 0 {
+		return uint32(len(v)), 0
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+// readHandle reads one committed version; it holds the blob open, so the
+// version stays readable whole even after a replace, unlink or GC.
+type readHandle struct {
+	fsys        *FS
+	r           blobstore.Reader
+	path        string
+	passthrough bool
+}
+
+var (
+	_ fs.FileReader          = (*readHandle)(nil)
+	_ fs.FileReleaser        = (*readHandle)(nil)
+	_ fs.FileFlusher         = (*readHandle)(nil)
+	_ fs.FileFsyncer         = (*readHandle)(nil)
+	_ fs.FilePassthroughFder = (*readHandle)(nil)
+)
+
+func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if raw := h.r.RawFile(); raw != nil {
+		// The kernel splices straight from the blob.
+		return fuse.ReadResultFd(raw.Fd(), off, len(dest)), 0
+	}
+	n, err := h.r.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, h.fsys.fail("read", h.path, err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *readHandle) PassthroughFd() (int, bool) {
+	if !h.passthrough {
+		return 0, false
+	}
+	return int(h.r.RawFile().Fd()), true
+}
+
+func (h *readHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
+
+func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
+func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+	h.fsys.stats.openReaders.Add(-1)
+	if err := h.r.Close(); err != nil {
+		h.fsys.log.Warn("close blob", "path", h.path, "err", err)
+	}
+	return 0
+}
+
+// writeHandle builds a new version of an entry; Flush commits it.
+type writeHandle struct {
+	fsys    *FS
+	node    *fileNode
+	content *content
+	// symbol and key name the entry when the node has left the tree
+	// (replaced or renamed away while open).
+	symbol, key string
+}
+
+var (
+	_ fs.FileReader   = (*writeHandle)(nil)
+	_ fs.FileWriter   = (*writeHandle)(nil)
+	_ fs.FileFlusher  = (*writeHandle)(nil)
+	_ fs.FileFsyncer  = (*writeHandle)(nil)
+	_ fs.FileReleaser = (*writeHandle)(nil)
+)
+
+func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.content.readAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, h.fsys.fail("read", h.symbol+"/"+entryName(h.key), err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := h.content.writeAt(ctx, data, off)
+	if err != nil {
+		return uint32(n), h.fsys.fail("write", h.symbol+"/"+entryName(h.key), err)
+	}
+	return uint32(n), 0
+}
+
+// Flush commits: it runs for every close(2) of every descriptor sharing this
+// handle, and is the only place whose error reaches close.
+func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
+	if !h.content.isDirty() {
+		return 0
+	}
+	if h.content.untouched() {
+		// An empty file is not parquet, but this close is usually a shell
+		// closing its first descriptor before writing through the second:
+		// fail it without filling the error list.
+		return syscall.EINVAL
+	}
+	sym, key := h.symbol, h.key
+	parent := (*fs.Inode)(nil)
+	if s, k, ok := h.fsys.location(&h.node.Inode); ok {
+		sym, key = s, k
+		_, parent = h.node.Parent()
+	}
+	e, err := h.fsys.commit(ctx, sym, key, h.content)
+	if err != nil {
+		return h.fsys.fail("close", sym+"/"+entryName(key), err)
+	}
+	h.symbol, h.key = sym, key
+	h.node.mu.Lock()
+	if h.node.created != nil || h.node.entry == nil {
+		// The creator's node now shows the committed version.
+		h.node.entry = &e
+	}
+	h.node.mu.Unlock()
+	if parent != nil {
+		// The name now leads to a new inode: drop the kernel's cached
+		// dentry so nobody pairs the old inode's size with the new bytes.
+		if errno := parent.NotifyEntry(entryName(key)); errno != 0 {
+			h.fsys.log.Warn("notify entry", "name", entryName(key), "errno", errno)
+		}
+	}
+	return 0
+}
+
+func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if err := h.content.fsync(); err != nil {
+		return h.fsys.fail("fsync", h.symbol+"/"+entryName(h.key), err)
+	}
+	return 0
+}
+
+// Release runs after the last close, asynchronously: it only cleans up.
+func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
+	h.fsys.stats.openWriters.Add(-1)
+	h.content.discard()
+	h.node.mu.Lock()
+	if h.node.created == h.content {
+		h.node.created = nil
+	}
+	h.node.mu.Unlock()
+	return 0
+}

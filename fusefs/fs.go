@@ -1,0 +1,247 @@
+// Package fusefs presents a cache root as a FUSE filesystem:
+// <mountpoint>/<symbol>/<key>.parquet, plus the virtual .control directory.
+//
+// It is a thin layer: kernel operations become calls on manifest (what
+// exists), blobstore (the bytes) and hashing (validation at commit). The
+// invariants it keeps on top of them:
+//   - every committed version is immutable and has its own inode number (its
+//     manifest row id), so the kernel never pairs a cached size with other
+//     bytes and page caches may be kept across opens;
+//   - a write builds a new version in a staged file and commits it in Flush,
+//     the only operation whose error reaches close(2); the name is visible to
+//     others only after the manifest commit;
+//   - a reader's handle pins the blob it opened, so replace, unlink and GC
+//     never change what it reads.
+package fusefs
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"featurefs/blobstore"
+	"featurefs/hashing"
+	"featurefs/manifest"
+)
+
+// GCResult is what a GC run reports back to the mount.
+type GCResult struct {
+	// Report is the run's JSON report, served by reads of .control/gc.
+	Report       []byte
+	FilesDeleted int64
+	BytesFreed   int64
+}
+
+// Config wires an FS to its cache root.
+type Config struct {
+	Manifest *manifest.DB
+	Store    *blobstore.Store
+	// FooterHashThreshold is the size above which commits get a footer hash.
+	FooterHashThreshold int64
+	// Passthrough lets the kernel read raw blobs directly where it can.
+	Passthrough bool
+	// RunGC runs one GC over the cache root; nil disables .control/gc writes.
+	RunGC func(ctx context.Context, dryRun bool) (GCResult, error)
+	// LastGCReport returns the last report ("{}" before the first run).
+	LastGCReport func() ([]byte, error)
+	// UID and GID own every file; the mounting user by default.
+	UID, GID uint32
+	// CacheTimeout is how long the kernel may cache names and attributes.
+	// Changes made through this mount or seen by Watch are pushed to the
+	// kernel explicitly, so it can be long.
+	CacheTimeout time.Duration
+	// OrphanGrace is how long a closed scratch file may sit unchanged before
+	// a GC run through this mount drops it.
+	OrphanGrace time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Inode numbers. Entries use their manifest row id, so a version keeps its
+// number across remounts; symbols hash their name; files that are not
+// committed yet count up from pendingInoBase.
+const (
+	rootIno        = 1
+	controlDirIno  = 2
+	controlGCIno   = 3
+	controlStatIno = 4
+	controlErrIno  = 5
+	entryInoBase   = 1 << 20
+	symbolInoBit   = 1 << 61
+	pendingInoBase = 1 << 62
+)
+
+func entryIno(id int64) uint64 { return entryInoBase + uint64(id) }
+
+func symbolIno(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return symbolInoBit | (h.Sum64() & (symbolInoBit - 1))
+}
+
+// FS is one mounted cache root.
+type FS struct {
+	cfg   Config
+	db    *manifest.DB
+	store *blobstore.Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	root    *rootNode
+	nextIno atomic.Uint64
+	stats   counters
+	errs    *errorLog
+	started time.Time
+
+	// scratch holds the dot-files of every symbol directory. It lives here
+	// rather than on directory nodes because the kernel may forget a
+	// directory inode while its scratch files are still wanted.
+	scratchMu sync.Mutex
+	scratch   map[scratchKey]*scratchNode
+
+	// watchMu serialises polls of the manifest's change log.
+	watchMu     sync.Mutex
+	watchCursor int64
+}
+
+// counters feed .control/stats.
+type counters struct {
+	hits, misses       atomic.Int64
+	commits, rejected  atomic.Int64
+	fullHashes         atomic.Int64
+	footerHashes       atomic.Int64
+	gcRuns             atomic.Int64
+	gcFiles, gcBytes   atomic.Int64
+	openReaders        atomic.Int64
+	openWriters        atomic.Int64
+	passthroughOpens   atomic.Int64
+	notifyInvalidation atomic.Int64
+}
+
+// New builds the filesystem; Mount serves it.
+func New(ctx context.Context, cfg Config) (*FS, error) {
+	if cfg.Manifest == nil || cfg.Store == nil {
+		return nil, fmt.Errorf("fusefs: manifest and store are required")
+	}
+	if cfg.FooterHashThreshold <= 0 {
+		cfg.FooterHashThreshold = hashing.DefaultFooterThreshold
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CacheTimeout <= 0 {
+		cfg.CacheTimeout = time.Minute
+	}
+	cursor, err := cfg.Manifest.LastChange(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fusefs: read change cursor: %w", err)
+	}
+	fsys := &FS{
+		cfg:         cfg,
+		db:          cfg.Manifest,
+		store:       cfg.Store,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		errs:        newErrorLog(100),
+		started:     cfg.Now(),
+		scratch:     make(map[scratchKey]*scratchNode),
+		watchCursor: cursor,
+	}
+	fsys.nextIno.Store(pendingInoBase)
+	fsys.root = &rootNode{fsys: fsys}
+	return fsys, nil
+}
+
+// Root is the root node, for fs.Mount.
+func (fsys *FS) Root() fs.InodeEmbedder { return fsys.root }
+
+// MountOptions are the user-facing mount settings.
+type MountOptions struct {
+	AllowOther bool
+	// Direct mounts through mount(2) instead of fusermount3 (needs root).
+	Direct bool
+	Debug  bool
+	// FsName shows in /proc/mounts and df (the cache root).
+	FsName string
+}
+
+// Mount serves fsys at mountpoint until the returned server is unmounted.
+func Mount(mountpoint string, fsys *FS, mo MountOptions) (*fuse.Server, error) {
+	timeout := fsys.cfg.CacheTimeout
+	// Absent names are cached briefly only: a name another process commits
+	// must appear within two seconds, and negative entries are not always
+	// reached by the change log (they have no inode to notify).
+	negative := time.Second
+	opts := &fs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &negative,
+		UID:             fsys.cfg.UID,
+		GID:             fsys.cfg.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:     mo.FsName,
+			Name:       "featurefs",
+			AllowOther: mo.AllowOther,
+			// Others reach the mount only with --allow-other, and then the
+			// kernel enforces the modes shown (0644 files of the owner).
+			Options:     permissionOptions(mo.AllowOther),
+			DirectMount: mo.Direct,
+			// 1 MiB writes roughly double write throughput over 128 KiB.
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
+			Debug:        mo.Debug,
+			// O_TRUNC arrives in Open's flags instead of a separate SETATTR,
+			// so truncating an entry starts a new version atomically while
+			// the old one stays visible until the commit.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+		},
+	}
+	server, err := fs.Mount(mountpoint, fsys.root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return server, nil
+}
+
+func permissionOptions(allowOther bool) []string {
+	if allowOther {
+		return []string{"default_permissions"}
+	}
+	return nil
+}
+
+// Close discards every uncommitted scratch file; the mount must be gone.
+func (fsys *FS) Close() {
+	fsys.scratchMu.Lock()
+	defer fsys.scratchMu.Unlock()
+	for k, s := range fsys.scratch {
+		s.content.discard()
+		delete(fsys.scratch, k)
+	}
+}
+
+// newIno hands out an inode number for a file that has no row id yet.
+func (fsys *FS) newIno() uint64 { return fsys.nextIno.Add(1) }
+
+// fail logs a failed operation, lists it in .control/errors and returns the
+// errno for the caller.
+func (fsys *FS) fail(op, path string, err error) syscall.Errno {
+	errno := toErrno(err)
+	fsys.log.Warn("operation failed", "op", op, "path", path, "errno", errno.Error(), "err", err)
+	fsys.errs.add(fsys.now(), path, fmt.Sprintf("%s: %v", op, err))
+	return errno
+}
+
+// owner returns uid/gid for attributes.
+func (fsys *FS) owner() fuse.Owner { return fuse.Owner{Uid: fsys.cfg.UID, Gid: fsys.cfg.GID} }

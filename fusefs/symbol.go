@@ -1,0 +1,279 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"featurefs/manifest"
+)
+
+// symbolNode is one symbol's directory: its committed entries from the
+// manifest plus its scratch dot-files.
+type symbolNode struct {
+	fs.Inode
+	fsys *FS
+	// name is the symbol when the node was made; symbol() follows renames.
+	name string
+}
+
+var (
+	_ fs.NodeLookuper       = (*symbolNode)(nil)
+	_ fs.NodeOpendirHandler = (*symbolNode)(nil)
+	_ fs.NodeGetattrer      = (*symbolNode)(nil)
+	_ fs.NodeSetattrer      = (*symbolNode)(nil)
+	_ fs.NodeCreater        = (*symbolNode)(nil)
+	_ fs.NodeUnlinker       = (*symbolNode)(nil)
+	_ fs.NodeRenamer        = (*symbolNode)(nil)
+	_ fs.NodeMkdirer        = (*symbolNode)(nil)
+	_ fs.NodeMknoder        = (*symbolNode)(nil)
+	_ fs.NodeSymlinker      = (*symbolNode)(nil)
+	_ fs.NodeLinker         = (*symbolNode)(nil)
+	_ fs.NodeRmdirer        = (*symbolNode)(nil)
+)
+
+func (s *symbolNode) symbol() string {
+	if name, parent := s.Parent(); parent != nil {
+		return name
+	}
+	return s.name
+}
+
+func (s *symbolNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	dirAttr(s.fsys, &out.Attr)
+	return 0
+}
+
+func (s *symbolNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	dirAttr(s.fsys, &out.Attr)
+	return 0
+}
+
+func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	kind, key, _ := classify(name)
+	switch kind {
+	case kindScratch:
+		sc := s.fsys.scratchGet(s.symbol(), name)
+		if sc == nil {
+			return nil, syscall.ENOENT
+		}
+		return s.scratchInode(ctx, sc, out), 0
+	case kindEntry:
+		e, err := s.fsys.db.Get(ctx, s.symbol(), key)
+		if err == manifest.ErrNotFound || (err != nil && toErrno(err) == syscall.ENOENT) {
+			s.fsys.stats.misses.Add(1)
+			return nil, syscall.ENOENT
+		}
+		if err != nil {
+			return nil, s.fsys.fail("lookup", s.symbol()+"/"+name, err)
+		}
+		return s.fsys.entryInode(ctx, &s.Inode, e, out), 0
+	}
+	return nil, syscall.ENOENT
+}
+
+// entryInode returns the inode of a committed version under parent, reusing
+// the kernel's inode when it already knows the version.
+func (fsys *FS) entryInode(ctx context.Context, parent *fs.Inode, e manifest.Entry, out *fuse.EntryOut) *fs.Inode {
+	node := &fileNode{fsys: fsys, entry: &e}
+	child := parent.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: entryIno(e.ID)})
+	if existing, ok := child.Operations().(*fileNode); ok && existing != node {
+		// Same version, possibly fresher metadata (mtime, access).
+		existing.setEntry(e)
+	}
+	fsys.entryAttr(&out.Attr, &e)
+	return child
+}
+
+func (s *symbolNode) scratchInode(ctx context.Context, sc *scratchNode, out *fuse.EntryOut) *fs.Inode {
+	sc.fill(&out.Attr)
+	child := s.NewInode(ctx, sc, fs.StableAttr{Mode: fuse.S_IFREG, Ino: sc.ino})
+	return child
+}
+
+func (s *symbolNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	return newDirHandle(s), 0, 0
+}
+
+func (s *symbolNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	sym := s.symbol()
+	kind, key, errno := classify(name)
+	switch kind {
+	case kindScratch:
+		sc, created := s.fsys.scratchCreate(sym, name)
+		if !created && flags&syscall.O_EXCL != 0 {
+			return nil, nil, 0, syscall.EEXIST
+		}
+		if flags&syscall.O_TRUNC != 0 {
+			if err := sc.content.truncate(ctx, 0); err != nil {
+				return nil, nil, 0, s.fsys.fail("create", sym+"/"+name, err)
+			}
+		}
+		child := s.scratchInode(ctx, sc, out)
+		sc.opens.Add(1)
+		return child, &scratchHandle{node: sc}, fuse.FOPEN_DIRECT_IO, 0
+	case kindEntry:
+		if flags&syscall.O_EXCL != 0 {
+			if _, err := s.fsys.db.Get(ctx, sym, key); err == nil {
+				return nil, nil, 0, syscall.EEXIST
+			}
+		}
+		c := newContent(s.fsys, nil, true)
+		node := &fileNode{fsys: s.fsys, created: c}
+		ino := s.fsys.newIno()
+		child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: ino})
+		node.fill(&out.Attr)
+		// The name must not be cached: until the commit it exists for its
+		// creator's descriptor only, and others' lookups must ask again.
+		out.SetEntryTimeout(1)
+		out.SetAttrTimeout(1)
+		h := &writeHandle{fsys: s.fsys, node: node, symbol: sym, key: key, content: c}
+		s.fsys.stats.openWriters.Add(1)
+		return child, h, fuse.FOPEN_DIRECT_IO, 0
+	}
+	s.fsys.errs.add(s.fsys.now(), sym+"/"+name, "create: "+errno.Error()+" (entries are <key>.parquet; dot-files are scratch)")
+	return nil, nil, 0, errno
+}
+
+func (s *symbolNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	sym := s.symbol()
+	kind, key, _ := classify(name)
+	switch kind {
+	case kindScratch:
+		if !s.fsys.scratchRemove(sym, name) {
+			return syscall.ENOENT
+		}
+		return 0
+	case kindEntry:
+		// Row first: once it is gone nobody new can reach the blob.
+		e, err := s.fsys.db.Delete(ctx, sym, key)
+		if err != nil {
+			if toErrno(err) == syscall.ENOENT {
+				return syscall.ENOENT
+			}
+			return s.fsys.fail("unlink", sym+"/"+name, err)
+		}
+		s.fsys.removeBlob(e.Path)
+		return 0
+	}
+	return syscall.ENOENT
+}
+
+func (s *symbolNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	dst, ok := newParent.(*symbolNode)
+	if !ok {
+		if _, isRoot := newParent.(*rootNode); isRoot {
+			return syscall.EPERM
+		}
+		return syscall.EXDEV
+	}
+	if flags&fs.RENAME_EXCHANGE != 0 {
+		return syscall.EINVAL
+	}
+	fromSym, toSym := s.symbol(), dst.symbol()
+	path := fromSym + "/" + name
+	fromKind, fromKey, _ := classify(name)
+	toKind, toKey, errno := classify(newName)
+	if toKind == kindInvalid {
+		s.fsys.errs.add(s.fsys.now(), toSym+"/"+newName, "rename: "+errno.Error())
+		return errno
+	}
+	if flags&unix.RENAME_NOREPLACE != 0 && s.fsys.exists(ctx, toSym, newName) {
+		return syscall.EEXIST
+	}
+	switch {
+	case fromKind == kindScratch && toKind == kindScratch:
+		if !s.fsys.scratchMove(fromSym, name, toSym, newName) {
+			return syscall.ENOENT
+		}
+		return 0
+	case fromKind == kindScratch && toKind == kindEntry:
+		// Renaming a scratch file to <key>.parquet commits it exactly as a
+		// close would (rsync's and editors' way to publish).
+		sc := s.fsys.scratchGet(fromSym, name)
+		if sc == nil {
+			return syscall.ENOENT
+		}
+		if _, err := s.fsys.commit(ctx, toSym, toKey, sc.content); err != nil {
+			return s.fsys.fail("rename", path, err)
+		}
+		s.fsys.scratchRemove(fromSym, name)
+		return 0
+	case fromKind == kindEntry && toKind == kindEntry:
+		_, replaced, err := s.fsys.db.Rename(ctx, fromSym, fromKey, toSym, toKey)
+		if err != nil {
+			if toErrno(err) == syscall.ENOENT {
+				return syscall.ENOENT
+			}
+			return s.fsys.fail("rename", path, err)
+		}
+		if replaced != nil {
+			s.fsys.removeBlob(replaced.Path)
+		}
+		return 0
+	case fromKind == kindEntry && toKind == kindScratch:
+		// A committed entry cannot become uncommitted.
+		s.fsys.errs.add(s.fsys.now(), path, "rename: an entry cannot be renamed to a scratch name")
+		return syscall.EINVAL
+	}
+	return syscall.ENOENT
+}
+
+// exists reports whether name exists in symbol (entry or scratch).
+func (fsys *FS) exists(ctx context.Context, symbol, name string) bool {
+	kind, key, _ := classify(name)
+	switch kind {
+	case kindScratch:
+		return fsys.scratchGet(symbol, name) != nil
+	case kindEntry:
+		_, err := fsys.db.Get(ctx, symbol, key)
+		return err == nil
+	}
+	return false
+}
+
+// A symbol directory holds entries and scratch files only.
+func (s *symbolNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (s *symbolNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return syscall.ENOTDIR
+}
+
+func (s *symbolNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (s *symbolNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (s *symbolNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+// location names the entry an inode stands for, from its place in the tree.
+func (fsys *FS) location(in *fs.Inode) (symbol, key string, ok bool) {
+	name, parent := in.Parent()
+	if parent == nil {
+		return "", "", false
+	}
+	kind, key, _ := classify(name)
+	if kind != kindEntry {
+		return "", "", false
+	}
+	symbol, grand := parent.Parent()
+	if grand == nil || grand != fsys.root.EmbeddedInode() {
+		return "", "", false
+	}
+	return symbol, key, true
+}
+
+// pathOf is the inode's path below the mountpoint, for messages.
+func (fsys *FS) pathOf(in *fs.Inode) string {
+	return in.Path(nil)
+}

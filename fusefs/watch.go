@@ -1,0 +1,51 @@
+package fusefs
+
+import (
+	"context"
+	"time"
+)
+
+// Watch polls the manifest's change log every interval until ctx ends and
+// tells the kernel to forget the names another process changed (a second
+// daemon, a standalone GC), so ls, stat and open agree within two seconds.
+func (fsys *FS) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fsys.Poll(ctx)
+		}
+	}
+}
+
+// Poll applies the changes logged since the last poll.
+func (fsys *FS) Poll(ctx context.Context) {
+	fsys.watchMu.Lock()
+	defer fsys.watchMu.Unlock()
+	changes, cursor, err := fsys.db.Changes(ctx, fsys.watchCursor)
+	if err != nil {
+		fsys.log.Warn("poll manifest changes", "err", err)
+		return
+	}
+	fsys.watchCursor = cursor
+	root := fsys.root.EmbeddedInode()
+	for _, c := range changes {
+		if c.Key == "" {
+			// A symbol was made, removed or renamed.
+			root.NotifyEntry(c.Symbol)
+			continue
+		}
+		dir := root.GetChild(c.Symbol)
+		if dir == nil {
+			// The kernel holds nothing below this symbol.
+			continue
+		}
+		// Dropping the dentry is enough: the next lookup returns the new
+		// version's inode (or ENOENT), and open readers keep their blob.
+		dir.NotifyEntry(entryName(c.Key))
+		fsys.stats.notifyInvalidation.Add(1)
+	}
+}

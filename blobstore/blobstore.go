@@ -9,13 +9,34 @@
 // place, and the directory is fsynced, so a blob path that exists holds a
 // complete blob. Every path handed in or out is relative to the cache root and
 // confined under it.
+//
+// Layout under the root:
+//
+//	blobs/ab/cd/<32 hex>.parquet[.zst]   published blobs, random names
+//	staging/<32 hex>.tmp                 writes in progress
+//	staging/<32 hex>.zst.tmp             compressed blobs being written
+//	quarantine/                          blobs set aside by integrity checks
+//
+// Files in staging/ and blobs that are published but not yet referenced by the
+// manifest hold an exclusive flock(2) for as long as their owner needs them;
+// RemoveUnlocked never deletes a locked file, so a garbage collector in any
+// process can sweep both directories without racing a commit in flight.
+//
+// The package is Linux-only: confinement relies on openat2(2).
 package blobstore
 
 import (
-	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // Compression is the --compression policy.
@@ -37,11 +58,44 @@ const (
 	QuarantineDir = "quarantine"
 )
 
+// Frame size limits. DefaultFrameSize keeps a random 64 KiB read well under a
+// millisecond; MaxFrameSize bounds what a Reader will ever decompress at once,
+// also for blobs written by other tools.
+const (
+	DefaultFrameSize = 256 << 10
+	MinFrameSize     = 4 << 10
+	MaxFrameSize     = 8 << 20
+)
+
+const (
+	// Auto compresses when a trial on the first trialSize bytes saves at
+	// least minSavingsPercent (compressed <= 95% of the sample).
+	trialSize         = 4 << 20
+	minSavingsPercent = 5
+	// readerCachedFrames decoded frames are kept per zstd Reader, enough for
+	// the kernel's parallel readahead within neighbouring frames.
+	readerCachedFrames = 4
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrInvalidPath: a path is absolute, not clean, climbs out with "..", or
+	// is not under a directory the operation accepts.
+	ErrInvalidPath = errors.New("invalid blob path")
+	// ErrCorrupt: a blob does not decode: bad seek table, frame that fails to
+	// decompress, or a frame checksum mismatch.
+	ErrCorrupt = errors.New("corrupt blob")
+	// ErrConsumed: a staged file was already published or closed.
+	ErrConsumed = errors.New("staged file already published or closed")
+)
+
 // Options configure a Store. The zero value is usable: Auto compression,
 // 256 KiB frames, fsync on.
 type Options struct {
 	Compression Compression
-	// FrameSize is the uncompressed size of one zstd frame (256 KiB..1 MiB).
+	// FrameSize is the uncompressed size of one zstd frame: 0 means
+	// DefaultFrameSize; MinFrameSize..MaxFrameSize are accepted, 256 KiB..1 MiB
+	// is the useful range (bigger frames make random reads slower).
 	FrameSize int
 	// NoSync skips fsync; only for tests and benchmarks that measure without it.
 	NoSync bool
@@ -49,7 +103,22 @@ type Options struct {
 
 // Store is the blob and staging area of one cache root. It is safe for
 // concurrent use.
-type Store struct{}
+type Store struct {
+	root   string
+	rootFD int // O_PATH descriptor every path is resolved beneath
+	opts   Options
+
+	enc *zstd.Encoder // EncodeAll is safe for concurrent use
+	dec *zstd.Decoder // DecodeAll is safe for concurrent use
+
+	// durableDirs holds shard directories whose own entries (and their
+	// parents') this process has fsynced, so a publish into a shard that
+	// another writer has just created still makes the shard durable.
+	durableDirs sync.Map
+
+	// srcBufs recycles buffers for compressed frames read by Readers.
+	srcBufs sync.Pool
+}
 
 // Blob describes a published blob.
 type Blob struct {
@@ -63,38 +132,104 @@ type Blob struct {
 }
 
 // Open prepares the store under root, creating its directories as needed.
-func Open(root string, opts Options) (*Store, error) { panic("unimplemented") }
-
-// Root is the cache root.
-func (s *Store) Root() string { panic("unimplemented") }
-
-// Staged is a file in the staging area. The store holds an advisory lock on it
-// for as long as it is open, so a GC in any process skips it.
-type Staged struct{}
-
-// CreateStaged creates an empty staging file.
-func (s *Store) CreateStaged() (*Staged, error) { panic("unimplemented") }
-
-// File is the staged file, open read-write, for writes at any offset.
-func (st *Staged) File() *os.File { panic("unimplemented") }
-
-// Close closes and removes the staged file; after Publish it only releases.
-func (st *Staged) Close() error { panic("unimplemented") }
-
-// Publish turns the first size bytes of a staged file into a durable blob.
-// A raw blob is the staged file itself, renamed into place; a compressed one
-// is written beside it and the staged file is removed. Either way st is
-// consumed. The returned blob stays locked against GC until Release.
-func (s *Store) Publish(ctx context.Context, st *Staged, size int64) (*Published, error) {
-	panic("unimplemented")
+func Open(root string, opts Options) (*Store, error) {
+	switch opts.Compression {
+	case "":
+		opts.Compression = Auto
+	case Auto, Zstd, None:
+	default:
+		return nil, fmt.Errorf("blobstore: unknown compression %q (want auto, zstd or none)", opts.Compression)
+	}
+	if opts.FrameSize == 0 {
+		opts.FrameSize = DefaultFrameSize
+	}
+	if opts.FrameSize < MinFrameSize || opts.FrameSize > MaxFrameSize {
+		return nil, fmt.Errorf("blobstore: frame size %d outside %d..%d", opts.FrameSize, MinFrameSize, MaxFrameSize)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: cache root %s: %w", root, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("blobstore: create cache root: %w", err)
+	}
+	// The root itself may be a symlink the user chose (say to a bigger disk);
+	// everything beneath it is resolved without following any.
+	fd, err := unix.Open(abs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
+	}
+	s := &Store{root: abs, rootFD: fd, opts: opts}
+	if err := s.makeDirs(); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	n := runtime.GOMAXPROCS(0)
+	// A commit waits on the encoder, so speed wins: on parquet-like plain
+	// pages SpeedFastest measured 4.9x at ~410 MB/s on two cores, the default
+	// level 5.0x at ~300 MB/s.
+	s.enc, err = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(n),
+		zstd.WithEncoderCRC(true),
+	)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("blobstore: zstd encoder: %w", err)
+	}
+	s.dec, err = zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(n),
+		zstd.WithDecoderMaxMemory(MaxFrameSize),
+	)
+	if err != nil {
+		s.enc.Close()
+		unix.Close(fd)
+		return nil, fmt.Errorf("blobstore: zstd decoder: %w", err)
+	}
+	return s, nil
 }
 
-// Published is a blob that is durable but not yet referenced by the manifest.
-type Published struct{ Blob Blob }
+// makeDirs creates blobs/, staging/ and quarantine/ and makes them durable.
+func (s *Store) makeDirs() error {
+	created := false
+	for _, d := range []string{BlobsDir, StagingDir, QuarantineDir} {
+		err := unix.Mkdirat(s.rootFD, d, 0o755)
+		switch {
+		case err == nil:
+			created = true
+		case errors.Is(err, unix.EEXIST):
+		default:
+			return &os.PathError{Op: "mkdir", Path: s.abs(d), Err: err}
+		}
+		// Refuse a symlink or a file in place of a directory now rather than
+		// on the first publish.
+		fd, err := s.openat(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: s.abs(d), Err: err}
+		}
+		unix.Close(fd)
+	}
+	if created {
+		// The new directories must survive a crash before anything is
+		// published into them.
+		return s.syncDir(".")
+	}
+	return nil
+}
 
-// Release drops the GC lock on a published blob once the manifest references it
-// (or once the caller gave up and removed it).
-func (p *Published) Release() error { panic("unimplemented") }
+// Close releases the store's descriptors and codecs. Readers, staged files
+// and published blobs must be closed or released first.
+func (s *Store) Close() error {
+	s.enc.Close()
+	s.dec.Close()
+	if err := unix.Close(s.rootFD); err != nil {
+		return &os.PathError{Op: "close", Path: s.root, Err: err}
+	}
+	return nil
+}
+
+// Root is the cache root.
+func (s *Store) Root() string { return s.root }
 
 // Reader reads a blob at any offset; its memory is bounded by a few frames.
 type Reader interface {
@@ -107,15 +242,6 @@ type Reader interface {
 	RawFile() *os.File
 }
 
-// OpenBlob opens a blob for reading.
-func (s *Store) OpenBlob(path string) (Reader, error) { panic("unimplemented") }
-
-// Remove deletes a blob. A missing blob is not an error.
-func (s *Store) Remove(path string) error { panic("unimplemented") }
-
-// Quarantine moves a blob into quarantine/ instead of deleting it.
-func (s *Store) Quarantine(path string) (string, error) { panic("unimplemented") }
-
 // File is one file found by Walk.
 type File struct {
 	// Path is relative to the cache root.
@@ -125,14 +251,3 @@ type File struct {
 	// Staging is true for files in the staging area, false for blobs.
 	Staging bool
 }
-
-// Walk calls fn for every regular file under blobs/ and staging/. It never
-// follows symbolic links and skips anything that is not a regular file.
-func (s *Store) Walk(ctx context.Context, fn func(File) error) error { panic("unimplemented") }
-
-// RemoveUnlocked removes path unless a live process holds its lock (a write or
-// a commit in flight). It reports whether the file was removed.
-func (s *Store) RemoveUnlocked(path string) (bool, error) { panic("unimplemented") }
-
-// Stat returns the blob file's information, without following symlinks.
-func (s *Store) Stat(path string) (os.FileInfo, error) { panic("unimplemented") }

@@ -9,13 +9,27 @@
 //     connection and are retried with backoff on SQLITE_BUSY; reads use a
 //     separate read-only pool and never queue behind the write lock;
 //   - every change to a row is appended to table changes (by triggers), so a
-//     process sharing the file can see what another one changed.
+//     process sharing the file can see what another one changed;
+//   - a Commit or other write that returns an error committed nothing.
+//
+// Many processes may open one manifest.db at once (several mount daemons, a
+// standalone GC): SQLite's file locks serialise their writers, WAL lets their
+// readers run during another process's write transaction.
 package manifest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +42,12 @@ var (
 	ErrNotEmpty = errors.New("not empty")
 	// ErrBusy: the database stayed locked through every retry.
 	ErrBusy = errors.New("manifest busy")
+	// ErrClosed: the DB was closed.
+	ErrClosed = errors.New("manifest closed")
+	// ErrChangesTrimmed: the changes after the cursor passed to Changes were
+	// trimmed by Maintain; the caller must treat everything as changed and
+	// continue from the returned cursor.
+	ErrChangesTrimmed = errors.New("changes trimmed")
 )
 
 // Entry is one committed version of (Symbol, Key).
@@ -59,151 +79,356 @@ type Options struct {
 	// SyncNormal sets synchronous=NORMAL instead of FULL (faster, a power loss
 	// may lose the last commits; a process crash loses nothing).
 	SyncNormal bool
-	// BusyTimeout is SQLite's own wait for a lock per attempt (default 5s).
+	// BusyTimeout is SQLite's own wait for a lock per attempt (default 1s).
+	// With the default MaxRetries a write gives up after about 15 s of
+	// waiting in total.
 	BusyTimeout time.Duration
-	// MaxRetries bounds the retries of a write after SQLITE_BUSY (default 10).
+	// MaxRetries bounds the retries of a write after SQLITE_BUSY (default 10;
+	// negative means none).
 	MaxRetries int
 	// AccessFlushInterval is how long opens are coalesced before being written
 	// (default 1s; negative disables the background flusher).
 	AccessFlushInterval time.Duration
 	// NoGroupCommit commits each Commit in its own transaction (benchmarks).
 	NoGroupCommit bool
+	// KeepChanges is how many rows of table changes Maintain keeps
+	// (default 100000).
+	KeepChanges int
+	// ReadConns is the size of the read-only connection pool (default 4).
+	ReadConns int
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
+const (
+	defaultBusyTimeout   = time.Second
+	defaultMaxRetries    = 10
+	defaultFlushInterval = time.Second
+	defaultKeepChanges   = 100_000
+	defaultReadConns     = 4
+)
+
+func (o Options) withDefaults() Options {
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = defaultBusyTimeout
+	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = defaultMaxRetries
+	} else if o.MaxRetries < 0 {
+		o.MaxRetries = 0
+	}
+	if o.AccessFlushInterval == 0 {
+		o.AccessFlushInterval = defaultFlushInterval
+	}
+	if o.KeepChanges <= 0 {
+		o.KeepChanges = defaultKeepChanges
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = defaultReadConns
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
 // DB is an open manifest. Safe for concurrent use.
-type DB struct{}
+type DB struct {
+	path string
+	opts Options
+	log  *slog.Logger
+	// info identifies the file opened (device and inode), for Healthy.
+	info os.FileInfo
+
+	// w is the writer pool: one connection whose every Begin is BEGIN
+	// EXCLUSIVE. r is the read-only pool.
+	w *sql.DB
+	r *sql.DB
+
+	commits      atomic.Int64
+	transactions atomic.Int64
+	busyRetries  atomic.Int64
+	accessFlush  atomic.Int64
+	accessRows   atomic.Int64
+
+	// gate admits Commit calls until Close; inflight lets Close wait for the
+	// admitted ones, which the committer still serves.
+	gate     sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+
+	commitCh      chan *commitReq
+	stopCommitter chan struct{}
+	committerDone chan struct{}
+
+	acc         accessRecorder
+	stopFlusher chan struct{}
+	flusherDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// sqliteMagic starts every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
 
 // Open opens or creates the manifest at path, migrating an older schema in place.
-func Open(ctx context.Context, path string, opts Options) (*DB, error) { panic("unimplemented") }
+// A file that is not a SQLite database is refused and left untouched.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	opts = opts.withDefaults()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	if err := ensureFile(abs); err != nil {
+		return nil, err
+	}
 
-// Close flushes pending accesses and closes the database.
-func (db *DB) Close() error { panic("unimplemented") }
+	db := &DB{
+		path:          abs,
+		opts:          opts,
+		log:           opts.Logger.With("manifest", abs),
+		commitCh:      make(chan *commitReq, 1024),
+		stopCommitter: make(chan struct{}),
+		committerDone: make(chan struct{}),
+		stopFlusher:   make(chan struct{}),
+		flusherDone:   make(chan struct{}),
+	}
+	db.acc.pending = make(map[int64]pendingAccess)
 
-// Get returns the current version of (symbol, key) or ErrNotFound.
-func (db *DB) Get(ctx context.Context, symbol, key string) (Entry, error) { panic("unimplemented") }
+	syncMode := "FULL"
+	if opts.SyncNormal {
+		syncMode = "NORMAL"
+	}
+	busyMS := fmt.Sprint(opts.BusyTimeout.Milliseconds())
+	if busyMS == "0" {
+		busyMS = "1"
+	}
+	// mode=rw, not rwc: ensureFile created the file; a pooled connection
+	// reopened after the file vanished must fail, never create an empty one.
+	// synchronous=FULL fsyncs the WAL at every commit, so a row whose Commit
+	// returned survives a power loss; NORMAL only survives a process crash.
+	db.w, err = sql.Open("sqlite3", dsn(abs, url.Values{
+		"mode":          {"rw"},
+		"_txlock":       {"exclusive"},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {syncMode},
+		"_busy_timeout": {busyMS},
+		"_foreign_keys": {"0"},
+		"_cache_size":   {"-16000"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", abs, err)
+	}
+	// One writer connection: SQLite allows one writer at a time anyway, and
+	// queueing in database/sql is cheaper than queueing on the file lock.
+	db.w.SetMaxOpenConns(1)
+	db.w.SetMaxIdleConns(1)
+	db.w.SetConnMaxLifetime(0)
+	db.w.SetConnMaxIdleTime(0)
 
-// GetByID returns the version with this row id or ErrNotFound.
-func (db *DB) GetByID(ctx context.Context, id int64) (Entry, error) { panic("unimplemented") }
+	db.r, err = sql.Open("sqlite3", dsn(abs, url.Values{
+		"mode":          {"ro"},
+		"_txlock":       {"deferred"},
+		"_query_only":   {"1"},
+		"_busy_timeout": {busyMS},
+	}))
+	if err != nil {
+		db.w.Close()
+		return nil, fmt.Errorf("manifest %s: %w", abs, err)
+	}
+	db.r.SetMaxOpenConns(opts.ReadConns)
+	db.r.SetMaxIdleConns(opts.ReadConns)
+	db.r.SetConnMaxIdleTime(5 * time.Minute)
 
-// List returns up to limit entries of symbol with key > after, in key order.
-func (db *DB) List(ctx context.Context, symbol, after string, limit int) ([]Entry, error) {
-	panic("unimplemented")
+	if err := db.init(ctx); err != nil {
+		db.w.Close()
+		db.r.Close()
+		return nil, err
+	}
+
+	if opts.NoGroupCommit {
+		close(db.committerDone)
+	} else {
+		go db.committer()
+	}
+	if opts.AccessFlushInterval > 0 {
+		go db.flusher(opts.AccessFlushInterval)
+	} else {
+		close(db.flusherDone)
+	}
+	return db, nil
 }
 
-// Symbols returns every symbol (with entries or made by Mkdir), sorted.
-func (db *DB) Symbols(ctx context.Context) ([]string, error) { panic("unimplemented") }
-
-// SymbolExists reports whether the symbol has entries or was made by Mkdir.
-func (db *DB) SymbolExists(ctx context.Context, symbol string) (bool, error) { panic("unimplemented") }
-
-// Mkdir creates an empty symbol; ErrExists if it exists.
-func (db *DB) Mkdir(ctx context.Context, symbol string) error { panic("unimplemented") }
-
-// Rmdir removes an empty symbol; ErrNotEmpty if it has entries, ErrNotFound if absent.
-func (db *DB) Rmdir(ctx context.Context, symbol string) error { panic("unimplemented") }
-
-// RenameSymbol moves every entry of from to to (which must be absent or empty).
-func (db *DB) RenameSymbol(ctx context.Context, from, to string) error { panic("unimplemented") }
-
-// Commit inserts e as the new version of (e.Symbol, e.Key), replacing any
-// current one, and returns it with its new ID, plus the replaced version if
-// there was one (whose blob the caller removes). e.ID, e.CreatedTS,
-// e.LastAccessedTS and e.AccessCount are set by Commit; e.ModTimeNS is kept
-// when non-zero. Concurrent calls are batched into one transaction.
-func (db *DB) Commit(ctx context.Context, e Entry) (committed Entry, replaced *Entry, err error) {
-	panic("unimplemented")
+// dsn builds a go-sqlite3 URI for path. The path is escaped, so names holding
+// '?', '#' or '%' reach SQLite intact.
+func dsn(path string, params url.Values) string {
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows drive path: file:///C:/...
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: params.Encode()}
+	return u.String()
 }
 
-// Delete removes the current version of (symbol, key) and returns it.
-func (db *DB) Delete(ctx context.Context, symbol, key string) (Entry, error) { panic("unimplemented") }
-
-// DeleteVersion removes the row with this id only if it is still there (a newer
-// version of the same key is never touched). It reports whether it deleted.
-func (db *DB) DeleteVersion(ctx context.Context, id int64) (bool, error) { panic("unimplemented") }
-
-// Rename moves (fromSym, fromKey) to (toSym, toKey) keeping its row id,
-// replacing the destination if present (returned for blob removal).
-func (db *DB) Rename(ctx context.Context, fromSym, fromKey, toSym, toKey string) (moved Entry, replaced *Entry, err error) {
-	panic("unimplemented")
+// ensureFile creates path if it is missing and refuses a file that is not a
+// SQLite database, before SQLite gets a chance to touch it.
+func ensureFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		// An empty file is a valid empty SQLite database; another process
+		// racing to create it sees the same.
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("manifest %s: create: %w", path, err)
+		}
+		// Make the new name durable: after a power loss the cache root must
+		// not come back without its manifest while blobs committed against
+		// it survive.
+		return syncDir(filepath.Dir(path))
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("manifest %s: create: %w", path, err)
+	}
+	f, err = os.Open(path)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a valid manifest database: not a regular file", path)
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	head := make([]byte, len(sqliteMagic))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != sqliteMagic {
+		return fmt.Errorf("%s is not a valid manifest database: no SQLite header (left untouched)", path)
+	}
+	return nil
 }
 
-// SetModTime sets the mtime shown for the version id.
-func (db *DB) SetModTime(ctx context.Context, id int64, mtimeNS int64) error { panic("unimplemented") }
-
-// RecordAccess notes an open of version id at time t; it is written with the
-// next flush. It never blocks on the database.
-func (db *DB) RecordAccess(id int64, t time.Time) { panic("unimplemented") }
-
-// PendingAccess returns the opens of id not yet written and the latest one.
-func (db *DB) PendingAccess(id int64) (count int64, last time.Time) { panic("unimplemented") }
-
-// FlushAccess writes every pending access now.
-func (db *DB) FlushAccess(ctx context.Context) error { panic("unimplemented") }
-
-// Each calls fn for every entry in id order, streaming (memory stays flat).
-func (db *DB) Each(ctx context.Context, fn func(Entry) error) error { panic("unimplemented") }
-
-// EachAccessedBefore calls fn for entries whose last access is before t,
-// oldest first, streaming.
-func (db *DB) EachAccessedBefore(ctx context.Context, t time.Time, fn func(Entry) error) error {
-	panic("unimplemented")
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("manifest: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("manifest: sync %s: %w", dir, err)
+	}
+	return nil
 }
 
-// EachByAccess calls fn for all entries, least recently accessed first, until
-// fn returns false or an error.
-func (db *DB) EachByAccess(ctx context.Context, fn func(Entry) (bool, error)) error {
-	panic("unimplemented")
+// init opens the writer connection (switching the file to WAL), migrates the
+// schema and records the file's identity.
+func (db *DB) init(ctx context.Context) error {
+	err := db.retry(ctx, func() error { return db.w.PingContext(ctx) })
+	if err != nil {
+		if isNotADB(err) {
+			return fmt.Errorf("%s is not a valid manifest database: %w", db.path, err)
+		}
+		return fmt.Errorf("manifest %s: open: %w", db.path, err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		if isNotADB(err) || errors.Is(err, errNotManifest) {
+			return fmt.Errorf("%s is not a valid manifest database: %w", db.path, err)
+		}
+		return fmt.Errorf("manifest %s: %w", db.path, err)
+	}
+	if err := db.retry(ctx, func() error { return db.r.PingContext(ctx) }); err != nil {
+		return fmt.Errorf("manifest %s: open reader: %w", db.path, err)
+	}
+	fi, err := os.Stat(db.path)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", db.path, err)
+	}
+	db.info = fi
+	return nil
 }
 
-// References reports whether any row names the blob path.
-func (db *DB) References(ctx context.Context, path string) (bool, error) { panic("unimplemented") }
+// Close flushes pending accesses and closes the database. Commits already
+// admitted finish first; later calls return ErrClosed.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.gate.Lock()
+		db.closed = true
+		db.gate.Unlock()
+		db.inflight.Wait()
 
-// Stats is an aggregate over the manifest.
-type Stats struct {
-	Entries      int64
-	Symbols      int64
-	LogicalBytes int64
-	StoredBytes  int64
-	// Oldest/Newest creation and oldest access (Unix seconds, 0 when empty).
-	OldestCreatedTS  int64
-	NewestCreatedTS  int64
-	OldestAccessedTS int64
-	ByMethod         map[string]int64
+		if !db.opts.NoGroupCommit {
+			close(db.stopCommitter)
+		}
+		<-db.committerDone
+		if db.opts.AccessFlushInterval > 0 {
+			close(db.stopFlusher)
+		}
+		<-db.flusherDone
+
+		// Accesses recorded since the last flush are written now; a clean
+		// shutdown loses none.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var errs []error
+		if err := db.FlushAccess(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, db.r.Close(), db.w.Close())
+		db.closeErr = errors.Join(errs...)
+	})
+	return db.closeErr
 }
 
-// Stats aggregates the manifest.
-func (db *DB) Stats(ctx context.Context) (Stats, error) { panic("unimplemented") }
-
-// Change is one row change recorded by the triggers.
-type Change struct {
-	Seq    int64
-	Symbol string
-	Key    string
+// Healthy returns an error when the database file at the opened path is gone,
+// was replaced by another file (different inode than at Open), or no longer
+// answers a trivial query. A daemon polls it and exits rather than serve from
+// a file nobody else sees.
+func (db *DB) Healthy(ctx context.Context) error {
+	fi, err := os.Stat(db.path)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", db.path, err)
+	}
+	if !os.SameFile(db.info, fi) {
+		return fmt.Errorf("manifest %s: file was replaced since open", db.path)
+	}
+	var v int
+	if err := db.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("manifest %s: %w", db.path, err)
+	}
+	if v != schemaVersion {
+		return fmt.Errorf("manifest %s: schema version is now %d, want %d", db.path, v, schemaVersion)
+	}
+	return nil
 }
 
-// Changes returns the changes after since (oldest first) and the new cursor.
-// It is cheap (a primary-key range), so a mount polls it to learn what other
-// processes changed.
-func (db *DB) Changes(ctx context.Context, since int64) ([]Change, int64, error) {
-	panic("unimplemented")
-}
-
-// LastChange is the current cursor, for a mount starting to watch.
-func (db *DB) LastChange(ctx context.Context) (int64, error) { panic("unimplemented") }
+// Path is the absolute path of the database file.
+func (db *DB) Path() string { return db.path }
 
 // Counters are cumulative counts since Open.
 type Counters struct {
 	Commits      int64
 	Transactions int64 // commit transactions (< Commits when batched)
 	BusyRetries  int64
+	// AccessFlushes counts access-flush transactions, AccessUpdates the rows
+	// they updated (one per version opened, however often).
+	AccessFlushes int64
+	AccessUpdates int64
 }
 
 // Counters returns the counters.
-func (db *DB) Counters() Counters { panic("unimplemented") }
-
-// Maintain checkpoints the WAL, runs PRAGMA optimize, and VACUUMs when more
-// than a quarter of the pages are free.
-func (db *DB) Maintain(ctx context.Context) error { panic("unimplemented") }
+func (db *DB) Counters() Counters {
+	return Counters{
+		Commits:       db.commits.Load(),
+		Transactions:  db.transactions.Load(),
+		BusyRetries:   db.busyRetries.Load(),
+		AccessFlushes: db.accessFlush.Load(),
+		AccessUpdates: db.accessRows.Load(),
+	}
+}

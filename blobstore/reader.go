@@ -1,0 +1,310 @@
+package blobstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
+)
+
+// OpenBlob opens a blob for reading. A missing blob gives an error wrapping
+// fs.ErrNotExist.
+func (s *Store) OpenBlob(path string) (Reader, error) {
+	if err := checkPath(path, BlobsDir); err != nil {
+		return nil, fmt.Errorf("blobstore: open: %w", err)
+	}
+	compressed := strings.HasSuffix(path, ".parquet.zst")
+	if !compressed && !strings.HasSuffix(path, ".parquet") {
+		return nil, fmt.Errorf("blobstore: open: %w: %q (want .parquet or .parquet.zst)", ErrInvalidPath, path)
+	}
+	// O_NONBLOCK: a FIFO planted in place of a blob must not hang the open.
+	fd, err := s.openat(path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", &os.PathError{Op: "open", Path: s.abs(path), Err: err})
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("blobstore: %w", &os.PathError{Op: "stat", Path: s.abs(path), Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("blobstore: open %s: %w: not a regular file", s.abs(path), ErrCorrupt)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("blobstore: %w", &os.PathError{Op: "fcntl", Path: s.abs(path), Err: err})
+	}
+	f := os.NewFile(uintptr(fd), s.abs(path))
+	if !compressed {
+		return &rawReader{f: f, size: st.Size}, nil
+	}
+	r, err := s.newZstdReader(f, st.Size)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blobstore: open %s: %w", f.Name(), err)
+	}
+	return r, nil
+}
+
+// rawReader serves a raw blob straight from its file; pread is safe for
+// concurrent use.
+type rawReader struct {
+	f    *os.File
+	size int64
+}
+
+func (r *rawReader) ReadAt(p []byte, off int64) (int, error) { return r.f.ReadAt(p, off) }
+func (r *rawReader) Close() error                            { return r.f.Close() }
+func (r *rawReader) Size() int64                             { return r.size }
+func (r *rawReader) RawFile() *os.File                       { return r.f }
+
+// zstdReader serves a seekable zstd blob. It decodes only the frames a read
+// spans and keeps at most readerCachedFrames decoded frames, so its memory is
+// that plus one frame per concurrent ReadAt and the parsed seek table (32
+// bytes a frame, 128 KiB per GiB at 256 KiB frames).
+//
+// The library's own Reader is not used: its Close clears the frame cache
+// without waiting for ReadAt (a data race), and its one-frame cache makes
+// concurrent readers of neighbouring frames thrash and decode the same frame
+// twice. The seek table parsing and the on-disk format are the library's.
+type zstdReader struct {
+	s     *Store
+	f     *os.File
+	table seekable.SeekTable
+	size  int64
+
+	// mu makes Close wait for ReadAts in flight.
+	mu     sync.RWMutex
+	closed bool
+
+	cache frameCache
+
+	// decoded counts frames decompressed, for tests.
+	decoded atomic.Int64
+}
+
+// Seek table footer: Number_Of_Frames (4), Seek_Table_Descriptor (1),
+// Seekable_Magic_Number (4); the table is a skippable frame (8-byte header).
+const (
+	seekFooterSize  = 9
+	seekableMagic   = 0x8F92EAB1
+	skippableHeader = 8
+)
+
+// maxCompressedFrame bounds a frame's compressed size: zstd never expands
+// data by more than a small fraction, so anything bigger is corruption.
+const maxCompressedFrame = MaxFrameSize + MaxFrameSize/8 + 1<<16
+
+func (s *Store) newZstdReader(f *os.File, fileSize int64) (*zstdReader, error) {
+	if fileSize < skippableHeader+seekFooterSize {
+		return nil, fmt.Errorf("%w: %d bytes is too short for a seek table", ErrCorrupt, fileSize)
+	}
+	var footer [seekFooterSize]byte
+	if err := readFull(f, footer[:], fileSize-seekFooterSize); err != nil {
+		return nil, fmt.Errorf("read seek table footer: %w", err)
+	}
+	if binary.LittleEndian.Uint32(footer[5:]) != seekableMagic {
+		return nil, fmt.Errorf("%w: no seek table", ErrCorrupt)
+	}
+	entrySize := int64(8)
+	if footer[4]&0x80 != 0 {
+		entrySize = 12
+	}
+	tableSize := skippableHeader + int64(binary.LittleEndian.Uint32(footer[:4]))*entrySize + seekFooterSize
+	if tableSize > fileSize {
+		return nil, fmt.Errorf("%w: seek table of %d bytes in a %d-byte file", ErrCorrupt, tableSize, fileSize)
+	}
+	buf := make([]byte, tableSize)
+	if err := readFull(f, buf, fileSize-tableSize); err != nil {
+		return nil, fmt.Errorf("read seek table: %w", err)
+	}
+	table, err := seekable.NewSeekTable(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	// The frames must tile the file up to the seek table exactly, and each
+	// must fit the memory bound; otherwise the file is truncated or foreign.
+	var compressed int64
+	for id := range table.NumFrames() {
+		e, _ := table.EntryByID(id)
+		if e.DecompressedSize > MaxFrameSize || e.CompressedSize > maxCompressedFrame {
+			return nil, fmt.Errorf("%w: frame %d of %d bytes (%d compressed) exceeds %d",
+				ErrCorrupt, id, e.DecompressedSize, e.CompressedSize, MaxFrameSize)
+		}
+		compressed += int64(e.CompressedSize)
+	}
+	if compressed != fileSize-tableSize {
+		return nil, fmt.Errorf("%w: frames cover %d bytes, file holds %d before its seek table",
+			ErrCorrupt, compressed, fileSize-tableSize)
+	}
+	r := &zstdReader{s: s, f: f, table: *table, size: int64(table.Size())}
+	r.cache.init(readerCachedFrames)
+	return r, nil
+}
+
+func (r *zstdReader) Size() int64       { return r.size }
+func (r *zstdReader) RawFile() *os.File { return nil }
+
+// Close waits for reads in flight, then closes the file. Later reads fail
+// with os.ErrClosed.
+func (r *zstdReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.cache.clear()
+	return r.f.Close()
+}
+
+// ReadAt follows os.File: it fills p or returns io.EOF with the bytes up to
+// the end, and is safe for concurrent use.
+func (r *zstdReader) ReadAt(p []byte, off int64) (int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: os.ErrClosed}
+	}
+	if off < 0 {
+		return 0, &os.PathError{Op: "readat", Path: r.f.Name(), Err: fmt.Errorf("negative offset %d", off)}
+	}
+	n := 0
+	for n < len(p) && off+int64(n) < r.size {
+		pos := off + int64(n)
+		e, ok := r.table.EntryByDecompressedOffset(uint64(pos))
+		if !ok {
+			return n, fmt.Errorf("blobstore: read %s: %w: no frame holds offset %d", r.f.Name(), ErrCorrupt, pos)
+		}
+		within := int(pos - int64(e.DecompressedOffset))
+		// A read that covers a whole frame decodes straight into p.
+		if within == 0 && len(p)-n >= int(e.DecompressedSize) {
+			if err := r.decodeInto(p[n:n+int(e.DecompressedSize)], e); err != nil {
+				return n, err
+			}
+			n += int(e.DecompressedSize)
+			continue
+		}
+		fr, err := r.cache.get(e.ID, func() ([]byte, error) {
+			buf := make([]byte, e.DecompressedSize)
+			return buf, r.decodeInto(buf, e)
+		})
+		if err != nil {
+			return n, err
+		}
+		n += copy(p[n:], fr.data[within:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// decodeInto reads, decompresses and verifies frame e into dst, which is
+// exactly e.DecompressedSize long.
+func (r *zstdReader) decodeInto(dst []byte, e seekable.FrameOffsetEntry) error {
+	srcp := r.s.getSrcBuf(int(e.CompressedSize))
+	defer r.s.srcBufs.Put(srcp)
+	src := (*srcp)[:e.CompressedSize]
+	if err := readFull(r.f, src, int64(e.CompressedOffset)); err != nil {
+		return fmt.Errorf("blobstore: read %s frame %d: %w", r.f.Name(), e.ID, err)
+	}
+	r.decoded.Add(1)
+	out, err := r.s.dec.DecodeAll(src, dst[:0])
+	if err != nil {
+		return fmt.Errorf("blobstore: read %s frame %d: %w: %w", r.f.Name(), e.ID, ErrCorrupt, err)
+	}
+	// A frame that decodes to another size than the seek table says, or into
+	// a reallocated buffer, is corrupt.
+	if len(out) != len(dst) || (len(out) > 0 && &out[0] != &dst[0]) {
+		return fmt.Errorf("blobstore: read %s frame %d: %w: decoded %d bytes, seek table says %d",
+			r.f.Name(), e.ID, ErrCorrupt, len(out), len(dst))
+	}
+	if r.table.HasChecksums() && uint32(xxhash.Sum64(dst)) != e.Checksum {
+		return fmt.Errorf("blobstore: read %s frame %d: %w: checksum mismatch", r.f.Name(), e.ID, ErrCorrupt)
+	}
+	return nil
+}
+
+func (s *Store) getSrcBuf(n int) *[]byte {
+	if p, ok := s.srcBufs.Get().(*[]byte); ok && cap(*p) >= n {
+		return p
+	}
+	b := make([]byte, max(n, s.opts.FrameSize+s.opts.FrameSize/8))
+	return &b
+}
+
+// frameCache keeps the most recently used decoded frames of one reader and
+// makes concurrent readers of the same frame share a single decode.
+type frameCache struct {
+	mu       sync.Mutex
+	max      int
+	frames   []*frame // least recently used first
+	inflight map[int64]*frame
+}
+
+type frame struct {
+	id    int64
+	data  []byte
+	err   error
+	ready chan struct{} // closed when data or err is set
+}
+
+func (c *frameCache) init(max int) {
+	c.max = max
+	c.inflight = make(map[int64]*frame)
+}
+
+// get returns frame id, decoding it with load unless it is cached or being
+// decoded by another reader. The frame's data is immutable. Evicted frames
+// are left to the garbage collector rather than recycled: a recycled buffer
+// still being copied by a slow reader would return wrong bytes, the one
+// failure a cache must never have.
+func (c *frameCache) get(id int64, load func() ([]byte, error)) (*frame, error) {
+	c.mu.Lock()
+	for i, f := range c.frames {
+		if f.id == id {
+			copy(c.frames[i:], c.frames[i+1:])
+			c.frames[len(c.frames)-1] = f
+			c.mu.Unlock()
+			return f, nil
+		}
+	}
+	if f, ok := c.inflight[id]; ok {
+		c.mu.Unlock()
+		<-f.ready
+		return f, f.err
+	}
+	f := &frame{id: id, ready: make(chan struct{})}
+	c.inflight[id] = f
+	c.mu.Unlock()
+
+	f.data, f.err = load()
+
+	c.mu.Lock()
+	delete(c.inflight, id)
+	if f.err == nil && c.max > 0 {
+		if len(c.frames) == c.max {
+			copy(c.frames, c.frames[1:])
+			c.frames = c.frames[:c.max-1]
+		}
+		c.frames = append(c.frames, f)
+	}
+	c.mu.Unlock()
+	close(f.ready)
+	return f, f.err
+}
+
+func (c *frameCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frames = nil
+}

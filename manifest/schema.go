@@ -1,0 +1,251 @@
+package manifest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// schemaVersion is stored in PRAGMA user_version. Version 0 is the original
+// layout: table manifest without id, logical_size_bytes and mtime_ns, and no
+// symbols or changes tables.
+const schemaVersion = 1
+
+// errNotManifest marks a SQLite file that holds something else.
+var errNotManifest = errors.New("not a manifest")
+
+// manifestTable is the current layout of table manifest. id is the inode
+// number of a version, so AUTOINCREMENT: SQLite never hands out an id again,
+// even after the row with the highest id is deleted.
+const manifestTable = `CREATE TABLE manifest (
+	id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+	key                TEXT    NOT NULL CHECK (key <> ''),
+	symbol             TEXT    NOT NULL CHECK (symbol <> ''),
+	path               TEXT    NOT NULL,
+	start_ts           INTEGER NOT NULL DEFAULT 0,
+	end_ts             INTEGER NOT NULL DEFAULT 0,
+	rows               INTEGER NOT NULL DEFAULT 0,
+	file_size_bytes    INTEGER NOT NULL DEFAULT 0,
+	logical_size_bytes INTEGER NOT NULL DEFAULT 0,
+	hash               TEXT    NOT NULL DEFAULT '',
+	hash_method        TEXT    NOT NULL DEFAULT '',
+	created_ts         INTEGER NOT NULL,
+	mtime_ns           INTEGER NOT NULL,
+	last_accessed_ts   INTEGER NOT NULL,
+	access_count       INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (symbol, key)
+)`
+
+// schemaRest is everything but table manifest. It is created after the rows
+// of a migration are copied, so the copy neither logs one change per row nor
+// pays for index maintenance row by row.
+var schemaRest = []string{
+	// Retention and size-cap walks go oldest access first; the index carries
+	// the rowid, so ORDER BY last_accessed_ts, id needs no sort.
+	`CREATE INDEX manifest_last_accessed ON manifest (last_accessed_ts)`,
+	// GC asks for every blob whether a row still names it.
+	`CREATE INDEX manifest_path ON manifest (path)`,
+
+	`CREATE TABLE IF NOT EXISTS symbols (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS changes (
+		seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+		symbol TEXT NOT NULL,
+		key    TEXT NOT NULL
+	)`,
+
+	// Every change a mount must show is logged for other processes. Updates
+	// of last_accessed_ts and access_count, the frequent ones, are not.
+	`CREATE TRIGGER manifest_changes_insert AFTER INSERT ON manifest BEGIN
+		INSERT INTO changes (symbol, key) VALUES (NEW.symbol, NEW.key);
+	END`,
+	`CREATE TRIGGER manifest_changes_delete AFTER DELETE ON manifest BEGIN
+		INSERT INTO changes (symbol, key) VALUES (OLD.symbol, OLD.key);
+	END`,
+	`CREATE TRIGGER manifest_changes_update AFTER UPDATE OF id, symbol, key, path, mtime_ns ON manifest BEGIN
+		INSERT INTO changes (symbol, key) VALUES (OLD.symbol, OLD.key);
+		INSERT INTO changes (symbol, key) SELECT NEW.symbol, NEW.key
+			WHERE NEW.symbol IS NOT OLD.symbol OR NEW.key IS NOT OLD.key;
+	END`,
+
+	// A symbol directory exists while it has a row in symbols: a row in
+	// manifest brings its symbol into being, only Rmdir takes it away.
+	// (Created after the triggers above: SQLite fires the most recent first,
+	// so the log shows the symbol before its first entry.)
+	`CREATE TRIGGER manifest_symbol_insert AFTER INSERT ON manifest BEGIN
+		INSERT OR IGNORE INTO symbols (name) VALUES (NEW.symbol);
+	END`,
+	`CREATE TRIGGER manifest_symbol_update AFTER UPDATE OF symbol ON manifest BEGIN
+		INSERT OR IGNORE INTO symbols (name) VALUES (NEW.symbol);
+	END`,
+	`CREATE TRIGGER symbols_changes_insert AFTER INSERT ON symbols BEGIN
+		INSERT INTO changes (symbol, key) VALUES (NEW.name, '');
+	END`,
+	`CREATE TRIGGER symbols_changes_delete AFTER DELETE ON symbols BEGIN
+		INSERT INTO changes (symbol, key) VALUES (OLD.name, '');
+	END`,
+}
+
+// migrate brings the file to schemaVersion. The check and every step run in
+// one exclusive transaction, so when several processes open an old file at
+// once exactly one migrates and the others see the result; a crash midway
+// leaves the old layout intact.
+func (db *DB) migrate(ctx context.Context) error {
+	// Fast path without the write lock: the usual Open finds the file current.
+	var v int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v == schemaVersion {
+		return nil
+	}
+	return db.withTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		switch {
+		case v == schemaVersion:
+			return nil // another process migrated meanwhile
+		case v > schemaVersion:
+			return fmt.Errorf("schema version %d is newer than this build understands (%d)", v, schemaVersion)
+		}
+		tables, err := userTables(ctx, tx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(tables) == 0:
+			if err := createSchema(ctx, tx); err != nil {
+				return err
+			}
+		case slices.Contains(tables, "manifest"):
+			if err := db.migrateV0(ctx, tx); err != nil {
+				return fmt.Errorf("migrate from version 0: %w", err)
+			}
+		default:
+			return fmt.Errorf("%w: it holds tables %s and no table manifest",
+				errNotManifest, strings.Join(tables, ", "))
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+			return fmt.Errorf("set schema version: %w", err)
+		}
+		return nil
+	})
+}
+
+func createSchema(ctx context.Context, tx *sql.Tx) error {
+	for _, stmt := range append([]string{manifestTable}, schemaRest...) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	return nil
+}
+
+// migrateV0 rebuilds table manifest in the current layout (SQLite's
+// create-copy-drop-rename procedure), giving every row an id in creation
+// order, logical_size_bytes = file_size_bytes and mtime_ns = created_ts.
+// Rows that cannot be shown as files (empty symbol or key) and all but the
+// newest of duplicate (symbol, key) rows are dropped and logged; their blobs
+// become orphans that GC collects.
+func (db *DB) migrateV0(ctx context.Context, tx *sql.Tx) error {
+	cols, err := tableColumns(ctx, tx, "manifest")
+	if err != nil {
+		return err
+	}
+	if !cols["key"] || !cols["symbol"] {
+		return fmt.Errorf("%w: table manifest has no key or symbol column", errNotManifest)
+	}
+	// col returns the old column (NULLs replaced by def) or def when absent.
+	col := func(name, def string) string {
+		if cols[name] {
+			return fmt.Sprintf("COALESCE(%s, %s)", name, def)
+		}
+		return def
+	}
+	created := col("created_ts", "0")
+	copyRows := fmt.Sprintf(`INSERT OR REPLACE INTO manifest_new
+		(key, symbol, path, start_ts, end_ts, rows, file_size_bytes, logical_size_bytes,
+		 hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count)
+		SELECT key, symbol, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s * 1000000000, %s, %s
+		FROM manifest
+		WHERE key IS NOT NULL AND key <> '' AND symbol IS NOT NULL AND symbol <> ''
+		ORDER BY %s, symbol, key`,
+		col("path", "''"), col("start_ts", "0"), col("end_ts", "0"), col("rows", "0"),
+		col("file_size_bytes", "0"), col("file_size_bytes", "0"),
+		col("hash", "''"), col("hash_method", "''"),
+		created, created,
+		col("last_accessed_ts", created), col("access_count", "0"),
+		created)
+
+	var before, after int64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM manifest").Scan(&before); err != nil {
+		return err
+	}
+	steps := []string{
+		strings.Replace(manifestTable, "CREATE TABLE manifest", "CREATE TABLE manifest_new", 1),
+		copyRows,
+		"DROP TABLE manifest",
+		"ALTER TABLE manifest_new RENAME TO manifest",
+	}
+	for _, stmt := range steps {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	for _, stmt := range schemaRest {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	// Symbols of the copied rows; the triggers did not exist during the copy.
+	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO symbols (name) SELECT DISTINCT symbol FROM manifest"); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM manifest").Scan(&after); err != nil {
+		return err
+	}
+	if after != before {
+		db.log.Warn("manifest migration dropped rows with an empty name or a duplicate (symbol, key)",
+			"dropped", before-after, "kept", after)
+	}
+	db.log.Info("manifest migrated", "from", 0, "to", schemaVersion, "rows", after)
+	return nil
+}
+
+func userTables(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	rows, err := tx.QueryContext(ctx,
+		"SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
+func tableColumns(ctx context.Context, tx *sql.Tx, table string) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", table)
+	if err != nil {
+		return nil, fmt.Errorf("columns of %s: %w", table, err)
+	}
+	defer rows.Close()
+	cols := make(map[string]bool)
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		cols[strings.ToLower(n)] = true
+	}
+	return cols, rows.Err()
+}

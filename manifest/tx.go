@@ -1,0 +1,102 @@
+package manifest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+const (
+	// Backoff between attempts after SQLITE_BUSY: doubling from backoffBase,
+	// capped at backoffMax, each delay drawn uniformly from [d/2, d) so
+	// processes that collided do not collide again in step.
+	backoffBase = 20 * time.Millisecond
+	backoffMax  = time.Second
+)
+
+// withTx runs fn inside BEGIN EXCLUSIVE … COMMIT on the writer connection
+// (the writer pool's _txlock makes every Begin exclusive), retrying the whole
+// transaction on SQLITE_BUSY or SQLITE_LOCKED. fn may run more than once and
+// must keep its effects inside tx.
+//
+// ctx bounds the waiting between attempts, not a running transaction: a
+// transaction is never interrupted halfway by a cancellation, so an error
+// from withTx always means nothing was committed.
+func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	txCtx := context.WithoutCancel(ctx)
+	return db.retry(ctx, func() error {
+		tx, err := db.w.BeginTx(txCtx, nil)
+		if err != nil {
+			return fmt.Errorf("begin exclusive: %w", err)
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback() // the error that matters is fn's
+			return err
+		}
+		// With synchronous=FULL this COMMIT returns only after the WAL is
+		// fsynced. If it fails the driver rolls back, so a retry starts clean.
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	})
+}
+
+// retry runs op until it succeeds, fails with something other than a busy
+// database, or has been retried MaxRetries times; each retry is counted in
+// Counters().BusyRetries. The final busy error wraps ErrBusy.
+func (db *DB) retry(ctx context.Context, op func() error) error {
+	delay := backoffBase
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		if attempt >= db.opts.MaxRetries {
+			return fmt.Errorf("%w after %d attempts: %w", ErrBusy, attempt+1, err)
+		}
+		db.busyRetries.Add(1)
+		wait := delay/2 + rand.N(delay/2)
+		if delay *= 2; delay > backoffMax {
+			delay = backoffMax
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (while waiting for the lock: %w)", ctx.Err(), err)
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite saying another connection holds a
+// lock (SQLITE_BUSY and its extended codes, SQLITE_LOCKED).
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return false
+}
+
+// isNotADB reports whether SQLite found the file is not a (sound) database.
+func isNotADB(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt
+	}
+	return false
+}
+
+// isConstraint reports a statement-level constraint failure (CHECK, UNIQUE,
+// NOT NULL), which leaves the enclosing transaction usable.
+func isConstraint(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
+}

@@ -1,0 +1,384 @@
+package manifest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Every write runs in db.withTx: BEGIN EXCLUSIVE … COMMIT on the writer
+// connection, retried as a whole on SQLITE_BUSY. An exclusive (not deferred)
+// transaction takes the write lock before reading, so the read-then-write
+// below can never fail with SQLITE_BUSY_SNAPSHOT after another process's
+// commit, and what it read stays true until COMMIT.
+
+// maxBatch bounds how many Commits share one transaction, so one batch never
+// holds the write lock for long while other processes wait.
+const maxBatch = 256
+
+type commitReq struct {
+	ctx  context.Context
+	e    Entry
+	done chan commitRes
+}
+
+type commitRes struct {
+	committed Entry
+	replaced  *Entry
+	err       error
+}
+
+// Commit inserts e as the new version of (e.Symbol, e.Key), replacing any
+// current one, and returns it with its new ID, plus the replaced version if
+// there was one (whose blob the caller removes). e.ID, e.CreatedTS,
+// e.LastAccessedTS and e.AccessCount are set by Commit; e.ModTimeNS is kept
+// when non-zero. Concurrent calls are batched into one transaction.
+//
+// The blob e.Path names must already be durable. When Commit returns nil the
+// row is durable (synchronous=FULL); when it returns an error nothing was
+// committed. ctx is honoured until the request joins a transaction; from then
+// on Commit waits for that transaction's outcome, so the answer is never a
+// guess.
+func (db *DB) Commit(ctx context.Context, e Entry) (committed Entry, replaced *Entry, err error) {
+	db.gate.RLock()
+	if db.closed {
+		db.gate.RUnlock()
+		return Entry{}, nil, fmt.Errorf("commit %s/%s: %w", e.Symbol, e.Key, ErrClosed)
+	}
+	db.inflight.Add(1)
+	db.gate.RUnlock()
+	defer db.inflight.Done()
+
+	if db.opts.NoGroupCommit {
+		var res commitRes
+		err := db.withTx(ctx, func(tx *sql.Tx) error {
+			res = commitRes{}
+			res.committed, res.replaced, res.err = db.commitOne(ctx, tx, e)
+			return res.err
+		})
+		if err != nil {
+			return Entry{}, nil, fmt.Errorf("commit %s/%s: %w", e.Symbol, e.Key, err)
+		}
+		db.transactions.Add(1)
+		db.commits.Add(1)
+		return res.committed, res.replaced, nil
+	}
+
+	req := &commitReq{ctx: ctx, e: e, done: make(chan commitRes, 1)}
+	select {
+	case db.commitCh <- req:
+	case <-ctx.Done():
+		return Entry{}, nil, fmt.Errorf("commit %s/%s: %w", e.Symbol, e.Key, ctx.Err())
+	}
+	res := <-req.done
+	if res.err != nil {
+		return Entry{}, nil, fmt.Errorf("commit %s/%s: %w", e.Symbol, e.Key, res.err)
+	}
+	return res.committed, res.replaced, nil
+}
+
+// committer is the single goroutine that turns queued Commits into
+// transactions. While one transaction waits for its fsync, the next Commits
+// queue up and go into the following transaction together: under load the
+// cost of an fsync is shared, with no load no Commit waits for company.
+func (db *DB) committer() {
+	defer close(db.committerDone)
+	batch := make([]*commitReq, 0, maxBatch)
+	for {
+		select {
+		case req := <-db.commitCh:
+			batch = append(batch[:0], req)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case req := <-db.commitCh:
+					batch = append(batch, req)
+				default:
+					break drain
+				}
+			}
+			db.commitBatch(batch)
+		case <-db.stopCommitter:
+			// Close waited for every admitted Commit, so the queue is empty.
+			return
+		}
+	}
+}
+
+// commitBatch commits reqs in one exclusive transaction, each inside its own
+// savepoint so that a request that fails is undone alone and the others
+// still commit. Every request gets its answer after COMMIT (or the failure).
+func (db *DB) commitBatch(reqs []*commitReq) {
+	live := reqs[:0:0]
+	for _, r := range reqs {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- commitRes{err: err} // gave up before joining: not committed
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	results := make([]commitRes, len(live))
+	ctx := context.Background()
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		for i, r := range live {
+			res := db.commitSavepoint(ctx, tx, r.e)
+			if res.err != nil && !isConstraint(res.err) {
+				// Only a constraint failure is known to leave the outer
+				// transaction intact. Others (I/O, disk full, ...) may
+				// have rolled it back, after which later statements would
+				// autocommit one by one: fail the whole batch instead.
+				return res.err
+			}
+			results[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		for _, r := range live {
+			r.done <- commitRes{err: err}
+		}
+		return
+	}
+	db.transactions.Add(1)
+	for i, r := range live {
+		if results[i].err == nil {
+			db.commits.Add(1)
+		}
+		r.done <- results[i]
+	}
+}
+
+// commitSavepoint runs one Commit inside SAVEPOINT commit_req.
+func (db *DB) commitSavepoint(ctx context.Context, tx *sql.Tx, e Entry) commitRes {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT commit_req"); err != nil {
+		return commitRes{err: err}
+	}
+	committed, replaced, err := db.commitOne(ctx, tx, e)
+	if err != nil {
+		// ROLLBACK TO undoes this request only; RELEASE then drops the
+		// savepoint, leaving the outer transaction as it was before it.
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO commit_req; RELEASE commit_req"); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rerr))
+		}
+		return commitRes{err: err}
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE commit_req"); err != nil {
+		return commitRes{err: err}
+	}
+	return commitRes{committed: committed, replaced: replaced}
+}
+
+// commitOne replaces (e.Symbol, e.Key) with e inside tx. A replace is a
+// delete and an insert, so the new version gets a new id (inode) and the
+// kernel never pairs the old version's cached size with the new bytes.
+func (db *DB) commitOne(ctx context.Context, tx *sql.Tx, e Entry) (Entry, *Entry, error) {
+	var replaced *Entry
+	old, err := getOne(ctx, tx, "symbol = ? AND key = ?", e.Symbol, e.Key)
+	switch {
+	case err == nil:
+		replaced = &old
+		if _, err := tx.ExecContext(ctx, "DELETE FROM manifest WHERE id = ?", old.ID); err != nil {
+			return Entry{}, nil, fmt.Errorf("delete replaced version %d: %w", old.ID, err)
+		}
+	case !errors.Is(err, ErrNotFound):
+		return Entry{}, nil, err
+	}
+
+	now := db.opts.Now()
+	e.CreatedTS = now.Unix()
+	e.LastAccessedTS = e.CreatedTS
+	e.AccessCount = 0
+	if e.ModTimeNS == 0 {
+		e.ModTimeNS = now.UnixNano()
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO manifest
+		(key, symbol, path, start_ts, end_ts, rows, file_size_bytes, logical_size_bytes,
+		 hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Key, e.Symbol, e.Path, e.StartTS, e.EndTS, e.Rows, e.FileSize, e.LogicalSize,
+		e.Hash, e.HashMethod, e.CreatedTS, e.ModTimeNS, e.LastAccessedTS, e.AccessCount).Scan(&e.ID)
+	if err != nil {
+		return Entry{}, nil, fmt.Errorf("insert: %w", err)
+	}
+	return e, replaced, nil
+}
+
+// Delete removes the current version of (symbol, key) and returns it.
+func (db *DB) Delete(ctx context.Context, symbol, key string) (Entry, error) {
+	var old Entry
+	err := db.withTx(ctx, func(tx *sql.Tx) (err error) {
+		old, err = getOne(ctx, tx, "symbol = ? AND key = ?", symbol, key)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM manifest WHERE id = ?", old.ID)
+		return err
+	})
+	if err != nil {
+		return Entry{}, fmt.Errorf("delete %s/%s: %w", symbol, key, err)
+	}
+	return old, nil
+}
+
+// DeleteVersion removes the row with this id only if it is still there (a newer
+// version of the same key is never touched). It reports whether it deleted.
+func (db *DB) DeleteVersion(ctx context.Context, id int64) (bool, error) {
+	var n int64
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM manifest WHERE id = ?", id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete version %d: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// Rename moves (fromSym, fromKey) to (toSym, toKey) keeping its row id,
+// replacing the destination if present (returned for blob removal).
+// ErrNotFound if the source is absent. Renaming onto itself is a no-op.
+func (db *DB) Rename(ctx context.Context, fromSym, fromKey, toSym, toKey string) (moved Entry, replaced *Entry, err error) {
+	err = db.withTx(ctx, func(tx *sql.Tx) error {
+		replaced = nil
+		src, err := getOne(ctx, tx, "symbol = ? AND key = ?", fromSym, fromKey)
+		if err != nil {
+			return err
+		}
+		moved = src
+		if fromSym == toSym && fromKey == toKey {
+			return nil
+		}
+		dst, err := getOne(ctx, tx, "symbol = ? AND key = ?", toSym, toKey)
+		switch {
+		case err == nil:
+			replaced = &dst
+			if _, err := tx.ExecContext(ctx, "DELETE FROM manifest WHERE id = ?", dst.ID); err != nil {
+				return err
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE manifest SET symbol = ?, key = ? WHERE id = ?",
+			toSym, toKey, src.ID); err != nil {
+			return err
+		}
+		moved.Symbol, moved.Key = toSym, toKey
+		return nil
+	})
+	if err != nil {
+		return Entry{}, nil, fmt.Errorf("rename %s/%s to %s/%s: %w", fromSym, fromKey, toSym, toKey, err)
+	}
+	return moved, replaced, nil
+}
+
+// RenameSymbol moves every entry of from to to (which must be absent or
+// empty: ErrNotEmpty otherwise). ErrNotFound if from does not exist.
+func (db *DB) RenameSymbol(ctx context.Context, from, to string) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		if ok, err := symbolExists(ctx, tx, from); err != nil {
+			return err
+		} else if !ok {
+			return ErrNotFound
+		}
+		if from == to {
+			return nil
+		}
+		var busy bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM manifest WHERE symbol = ?)", to).
+			Scan(&busy); err != nil {
+			return err
+		}
+		if busy {
+			return fmt.Errorf("destination %w", ErrNotEmpty)
+		}
+		// The destination is empty, so no (symbol, key) can collide.
+		if _, err := tx.ExecContext(ctx, "UPDATE manifest SET symbol = ? WHERE symbol = ?", to, from); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO symbols (name) VALUES (?)", to); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM symbols WHERE name = ?", from)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rename symbol %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
+// Mkdir creates an empty symbol; ErrExists if it exists.
+func (db *DB) Mkdir(ctx context.Context, symbol string) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		if ok, err := symbolExists(ctx, tx, symbol); err != nil {
+			return err
+		} else if ok {
+			return ErrExists
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO symbols (name) VALUES (?)", symbol)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mkdir %s: %w", symbol, err)
+	}
+	return nil
+}
+
+// Rmdir removes an empty symbol; ErrNotEmpty if it has entries, ErrNotFound if absent.
+func (db *DB) Rmdir(ctx context.Context, symbol string) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		if ok, err := symbolExists(ctx, tx, symbol); err != nil {
+			return err
+		} else if !ok {
+			return ErrNotFound
+		}
+		var busy bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM manifest WHERE symbol = ?)", symbol).
+			Scan(&busy); err != nil {
+			return err
+		}
+		if busy {
+			return ErrNotEmpty
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM symbols WHERE name = ?", symbol)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rmdir %s: %w", symbol, err)
+	}
+	return nil
+}
+
+// SetModTime sets the mtime shown for the version id; ErrNotFound if gone.
+func (db *DB) SetModTime(ctx context.Context, id int64, mtimeNS int64) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE manifest SET mtime_ns = ? WHERE id = ?", mtimeNS, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set mtime of id %d: %w", id, err)
+	}
+	return nil
+}
+
+func symbolExists(ctx context.Context, q queryer, symbol string) (bool, error) {
+	var ok bool
+	err := q.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM symbols WHERE name = ?)", symbol).Scan(&ok)
+	return ok, err
+}

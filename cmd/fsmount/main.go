@@ -230,9 +230,11 @@ func openCache(c *cli.Context, create bool, mopts manifest.Options, bopts blobst
 	}
 	db, err := manifest.Open(c.Context, filepath.Join(root, "manifest.db"), mopts)
 	if err != nil {
+		store.Close()
 		return nil, err
 	}
 	return &cache{root: root, db: db, store: store}, nil
 }
 
-func (c *cache) Close() error { return c.db.Close() }
+// Close closes the manifest (flushing pending access times) and the store.
+func (c *cache) Close() error { return errors.Join(c.db.Close(), c.store.Close()) }

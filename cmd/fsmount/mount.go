@@ -39,8 +39,9 @@ func mountCommand() *cli.Command {
 		Name:      "mount",
 		Usage:     "serve the cache at MOUNTPOINT until unmounted or signalled",
 		ArgsUsage: "MOUNTPOINT",
-		Flags:     flags,
-		Action:    mountAction,
+		Flags:        flags,
+		OnUsageError: commandUsageError,
+		Action:       mountAction,
 	}
 }
 
@@ -147,12 +148,12 @@ func mountAction(c *cli.Context) error {
 	case <-c.Context.Done():
 		log.Info("signal received, unmounting", "mountpoint", mnt)
 		unmount(server, mnt, log)
-		<-served
+		awaitRelease(served, mnt, log)
 	case err := <-unhealthy:
 		// Serving on without a manifest would show garbage; stop loudly.
 		log.Error("manifest lost, unmounting", "err", err)
 		unmount(server, mnt, log)
-		<-served
+		awaitRelease(served, mnt, log)
 		exitErr = cli.Exit(fmt.Sprintf("manifest lost: %v", err), exitIssues)
 	}
 	cancel()
@@ -230,6 +231,23 @@ func unmount(server interface{ Unmount() error }, mnt string, log *slog.Logger) 
 		if out, ferr := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); ferr != nil {
 			log.Error("lazy unmount failed", "mountpoint", mnt, "err", err, "fusermount3", strings.TrimSpace(string(out)))
 		}
+	}
+}
+
+// releaseGrace is how long a detached mount may wait for its last open
+// files to close before the daemon exits anyway.
+const releaseGrace = 10 * time.Second
+
+// awaitRelease waits for the kernel to release a (possibly lazily) detached
+// mount. A process may hold a file open indefinitely; after releaseGrace the
+// daemon exits regardless, which aborts the connection: those files fail
+// with ENOTCONN, nothing they had not closed is committed, and their staging
+// files are left for GC.
+func awaitRelease(served <-chan struct{}, mnt string, log *slog.Logger) {
+	select {
+	case <-served:
+	case <-time.After(releaseGrace):
+		log.Warn("files still open on the detached mount; exiting without them", "mountpoint", mnt, "waited", releaseGrace)
 	}
 }
 

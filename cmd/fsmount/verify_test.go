@@ -1,0 +1,126 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"featurefs/blobstore"
+)
+
+func TestVerifyCommand(t *testing.T) {
+	tests := []struct {
+		name        string
+		compression blobstore.Compression
+		damage      func(t *testing.T, f *fixture)
+		args        []string
+		code        int
+		problem     string // expected in the issues, when code is 1
+	}{
+		{"clean", blobstore.None, nil, nil, exitOK, ""},
+		{"clean deep", blobstore.None, nil, []string{"--deep"}, exitOK, ""},
+		{"clean deep compressed", blobstore.Zstd, nil, []string{"--deep"}, exitOK, ""},
+		{"missing blob", blobstore.None, func(t *testing.T, f *fixture) {
+			os.Remove(f.blob("AAPL/a"))
+		}, nil, exitIssues, "missing_blob"},
+		{"size mismatch", blobstore.None, func(t *testing.T, f *fixture) {
+			os.Truncate(f.blob("AAPL/a"), 10)
+		}, nil, exitIssues, "size_mismatch"},
+		{"old unreferenced blob", blobstore.None, func(t *testing.T, f *fixture) {
+			f.orphan(t, 2*time.Hour)
+		}, nil, exitIssues, "unreferenced_blob"},
+		{"young unreferenced blob is a commit in flight", blobstore.None, func(t *testing.T, f *fixture) {
+			f.orphan(t, time.Minute)
+		}, nil, exitOK, ""},
+		{"orphan grace flag", blobstore.None, func(t *testing.T, f *fixture) {
+			f.orphan(t, 2*time.Hour)
+		}, []string{"--orphan-grace", "3h"}, exitOK, ""},
+		{"flipped byte unseen without deep", blobstore.None, flipByte, nil, exitOK, ""},
+		{"flipped byte found by deep", blobstore.None, flipByte, []string{"--deep"}, exitIssues, "hash_mismatch"},
+		{"flipped byte in a footer-hashed entry", blobstore.None, func(t *testing.T, f *fixture) {
+			flipTail(t, f.blob("ES=F/c"))
+		}, []string{"--deep"}, exitIssues, ""},
+		{"corrupt compressed blob", blobstore.Zstd, flipByte, []string{"--deep"}, exitIssues, ""},
+
+		{"bad threshold", blobstore.None, nil, []string{"--footer-hash-threshold", "big"}, exitUsage, ""},
+		{"zero grace", blobstore.None, nil, []string{"--orphan-grace", "0s"}, exitUsage, ""},
+		{"unknown flag", blobstore.None, nil, []string{"--fix"}, exitUsage, ""},
+		{"stray argument", blobstore.None, nil, []string{"AAPL"}, exitUsage, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.compression,
+				entrySpec{symbol: "AAPL", key: "a", rows: 3000},
+				entrySpec{symbol: "AAPL", key: "b", rows: 10},
+				entrySpec{symbol: "ES=F", key: "c", rows: 3000, footerHash: true},
+			)
+			if tt.damage != nil {
+				tt.damage(t, f)
+			}
+			args := append([]string{"verify", "--json", "--cache-root", f.root}, tt.args...)
+			code, stdout, stderr := fsmountT(t, nil, args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if code == exitUsage {
+				return
+			}
+			m := decodeJSON(t, stdout)
+			if got := field(t, m, "clean"); got != (code == exitOK) {
+				t.Errorf("clean = %v with exit %d", got, code)
+			}
+			if got := field(t, m, "entries_checked"); got != 3.0 {
+				t.Errorf("entries_checked = %v, want 3", got)
+			}
+			issues := field(t, m, "issues").([]any)
+			if n := field(t, m, "summary", "issues").(float64); int(n) != len(issues) {
+				t.Errorf("summary counts %v issues, list has %d", n, len(issues))
+			}
+			if tt.problem != "" && (len(issues) != 1 || issues[0].(map[string]any)["problem"] != tt.problem) {
+				t.Errorf("issues = %v, want one %s", issues, tt.problem)
+			}
+		})
+	}
+}
+
+func TestVerifyCommandText(t *testing.T) {
+	f := newFixture(t, blobstore.None, entrySpec{symbol: "AAPL", key: "a", rows: 10})
+	code, stdout, _ := fsmountT(t, nil, "verify", "--cache-root", f.root)
+	if code != exitOK || !strings.Contains(stdout, "verify: clean") {
+		t.Fatalf("exit %d:\n%s", code, stdout)
+	}
+	os.Remove(f.blob("AAPL/a"))
+	code, stdout, _ = fsmountT(t, nil, "verify", "--cache-root", f.root)
+	if code != exitIssues || !strings.Contains(stdout, "AAPL/a") || !strings.Contains(stdout, "missing_blob") {
+		t.Fatalf("exit %d:\n%s", code, stdout)
+	}
+	// verify only reports: the row is still there for gc to repair.
+	if !f.has(t, "AAPL/a") {
+		t.Errorf("verify removed a row")
+	}
+}
+
+// flipByte inverts a byte in the middle of AAPL/a's blob, keeping its size.
+func flipByte(t *testing.T, f *fixture) {
+	t.Helper()
+	flipAt(t, f.blob("AAPL/a"), func(size int64) int64 { return size / 2 })
+}
+
+// flipTail inverts a byte inside the footer, which a footer hash covers.
+func flipTail(t *testing.T, path string) {
+	t.Helper()
+	flipAt(t, path, func(size int64) int64 { return size - 20 })
+}
+
+func flipAt(t *testing.T, path string, at func(size int64) int64) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[at(int64(len(data)))] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

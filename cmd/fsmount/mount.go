@@ -36,9 +36,9 @@ func mountCommand() *cli.Command {
 	}
 	flags = append(flags, retentionFlags()...)
 	return &cli.Command{
-		Name:      "mount",
-		Usage:     "serve the cache at MOUNTPOINT until unmounted or signalled",
-		ArgsUsage: "MOUNTPOINT",
+		Name:         "mount",
+		Usage:        "serve the cache at MOUNTPOINT until unmounted or signalled",
+		ArgsUsage:    "MOUNTPOINT",
 		Flags:        flags,
 		OnUsageError: commandUsageError,
 		Action:       mountAction,

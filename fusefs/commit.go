@@ -25,6 +25,9 @@ func (fsys *FS) commit(ctx context.Context, symbol, key string, c *content) (man
 }
 
 func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content) (manifest.Entry, error) {
+	if c.failed != nil {
+		return manifest.Entry{}, fmt.Errorf("an earlier write failed: %w", c.failed)
+	}
 	if err := c.stage(ctx); err != nil {
 		return manifest.Entry{}, err
 	}
@@ -41,15 +44,14 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 		return manifest.Entry{}, err
 	}
 
-	// 4: the blob is durable before any row names it. Publish consumes the
-	// staged file whether or not it succeeds.
-	staged := c.staged
-	c.staged = nil
-	pub, err := fsys.store.Publish(ctx, staged, size)
+	// 4: the blob is durable before any row names it. On success Publish
+	// consumes the staged file; on failure it stays ours, unchanged, so a
+	// later close can try again and Release removes it.
+	pub, err := fsys.store.Publish(ctx, c.staged, size)
 	if err != nil {
-		c.dirty, c.base = false, nil
 		return manifest.Entry{}, err
 	}
+	c.staged = nil
 
 	// 5: the row. The commit must not be abandoned half-way because the
 	// writer was interrupted: the blob is already in place.

@@ -30,6 +30,10 @@ type content struct {
 	dirty bool
 	// written is set by any write or truncate, ever.
 	written bool
+	// failed is the first write or truncate error: the bytes are not what
+	// the writer meant, so close reports it (ENOSPC, say) instead of
+	// validating a hole-riddled file.
+	failed error
 }
 
 func newContent(fsys *FS, base *manifest.Entry, truncate bool) *content {
@@ -83,6 +87,14 @@ func (c *content) copyBase(ctx context.Context, st *blobstore.Staged) error {
 func (c *content) writeAt(ctx context.Context, p []byte, off int64) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n, err := c.writeAtLocked(ctx, p, off)
+	if err != nil && c.failed == nil {
+		c.failed = err
+	}
+	return n, err
+}
+
+func (c *content) writeAtLocked(ctx context.Context, p []byte, off int64) (int, error) {
 	if err := c.stage(ctx); err != nil {
 		return 0, err
 	}
@@ -100,6 +112,14 @@ func (c *content) writeAt(ctx context.Context, p []byte, off int64) (int, error)
 func (c *content) truncate(ctx context.Context, size int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	err := c.truncateLocked(ctx, size)
+	if err != nil && c.failed == nil {
+		c.failed = err
+	}
+	return err
+}
+
+func (c *content) truncateLocked(ctx context.Context, size int64) error {
 	if size == 0 && c.staged == nil {
 		// Nothing to copy when the result is empty.
 		c.base = nil

@@ -81,23 +81,36 @@ func (d *controlDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) 
 
 // Control files cannot be created, removed or renamed.
 func (d *controlDir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EACCES
+	return nil, nil, 0, d.fsys.controlRefused("create", name)
 }
-func (d *controlDir) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EACCES }
+func (d *controlDir) Unlink(ctx context.Context, name string) syscall.Errno {
+	return d.fsys.controlRefused("unlink", name)
+}
 func (d *controlDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EACCES
+	return d.fsys.controlRefused("rename", name)
 }
 func (d *controlDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EACCES
+	return nil, d.fsys.controlRefused("mkdir", name)
 }
 func (d *controlDir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EACCES
+	return nil, d.fsys.controlRefused("mknod", name)
 }
 func (d *controlDir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EACCES
+	return nil, d.fsys.controlRefused("symlink", name)
 }
 func (d *controlDir) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EACCES
+	return nil, d.fsys.controlRefused("link", name)
+}
+
+// controlRefused lists a refused change to .control in .control/errors and
+// returns EACCES.
+func (fsys *FS) controlRefused(op, name string) syscall.Errno {
+	path := controlName
+	if name != "" {
+		path += "/" + name
+	}
+	fsys.errs.add(fsys.now(), path, op+": permission denied (control files are fixed; only gc is writable)")
+	return syscall.EACCES
 }
 
 // controlFile is one of gc, stats, errors. Its content is produced at open,
@@ -141,7 +154,7 @@ func (f *controlFile) Getxattr(ctx context.Context, attr string, dest []byte) (u
 
 func (f *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if !f.writable {
-		return syscall.EACCES
+		return f.fsys.controlRefused("setattr", f.name)
 	}
 	// Truncating gc (a shell's `>`) is part of writing a command.
 	f.fill(&out.Attr)
@@ -151,7 +164,7 @@ func (f *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.Se
 func (f *controlFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
 	if write && !f.writable {
-		return nil, 0, syscall.EACCES
+		return nil, 0, f.fsys.controlRefused("open for writing", f.name)
 	}
 	h := &controlHandle{file: f}
 	if flags&syscall.O_ACCMODE != syscall.O_WRONLY {
@@ -221,7 +234,7 @@ func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.
 // comes back on write(2), which shells report more reliably than close.
 func (h *controlHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	if !h.file.writable {
-		return 0, syscall.EACCES
+		return 0, h.file.fsys.controlRefused("write", h.file.name)
 	}
 	dryRun, err := ParseGCCommand(data)
 	if err != nil {

@@ -2,9 +2,12 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +32,9 @@ type fileNode struct {
 	// inode is shared with them, and a pending size there would cut their
 	// reads short.
 	created *content
+	// passthroughOpens counts open passthrough readers: while there are any
+	// the kernel refuses opens of this inode without passthrough (writers).
+	passthroughOpens atomic.Int64
 }
 
 var (
@@ -152,6 +158,12 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	}
 	path := e.Symbol + "/" + entryName(e.Key)
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 || flags&syscall.O_TRUNC != 0 {
+		if n.passthroughOpens.Load() > 0 {
+			// The kernel would fail this open with EIO; have it look the
+			// name up again and open a twin inode instead.
+			n.fsys.retireInode(e.ID, n.StableAttr().Gen)
+			return nil, 0, syscall.ESTALE
+		}
 		sym, key, ok := n.fsys.location(&n.Inode)
 		if !ok {
 			sym, key = e.Symbol, e.Key
@@ -170,14 +182,21 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	}
 	r, err := n.fsys.store.OpenBlob(e.Path)
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && n.fsys.superseded(ctx, e.ID) {
+			// The kernel resolved the name to a version that was replaced
+			// or removed since (its notification is on the way): ESTALE
+			// makes it look the name up again and open what is there now.
+			return nil, 0, syscall.ESTALE
+		}
 		return nil, 0, n.fsys.fail("open", path, err)
 	}
 	n.fsys.db.RecordAccess(e.ID, n.fsys.now())
 	n.fsys.stats.hits.Add(1)
 	n.fsys.stats.openReaders.Add(1)
-	h := &readHandle{fsys: n.fsys, r: r, path: path}
+	h := &readHandle{fsys: n.fsys, node: n, r: r, path: path}
 	if n.fsys.cfg.Passthrough && r.RawFile() != nil {
 		h.passthrough = true
+		n.passthroughOpens.Add(1)
 		n.fsys.stats.passthroughOpens.Add(1)
 	}
 	// The version never changes, so its pages stay valid across opens.
@@ -265,6 +284,7 @@ func copyXattr(dest []byte, v string) (uint32, syscall.Errno) {
 // version stays readable whole even after a replace, unlink or GC.
 type readHandle struct {
 	fsys        *FS
+	node        *fileNode
 	r           blobstore.Reader
 	path        string
 	passthrough bool
@@ -303,6 +323,9 @@ func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { re
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	h.fsys.stats.openReaders.Add(-1)
+	if h.passthrough {
+		h.node.passthroughOpens.Add(-1)
+	}
 	if err := h.r.Close(); err != nil {
 		h.fsys.log.Warn("close blob", "path", h.path, "err", err)
 	}
@@ -352,7 +375,9 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	if h.content.untouched() {
 		// An empty file is not parquet, but this close is usually a shell
 		// closing its first descriptor before writing through the second:
-		// fail it without filling the error list.
+		// fail it without filling the error list (Release does, if no
+		// write ever comes).
+		h.dropUncommittedName()
 		return syscall.EINVAL
 	}
 	sym, key := h.symbol, h.key
@@ -363,7 +388,9 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	}
 	e, err := h.fsys.commit(ctx, sym, key, h.content)
 	if err != nil {
-		return h.fsys.fail("close", sym+"/"+entryName(key), err)
+		errno := h.fsys.fail("close", sym+"/"+entryName(key), err)
+		h.dropUncommittedName()
+		return errno
 	}
 	h.symbol, h.key = sym, key
 	h.node.mu.Lock()
@@ -389,9 +416,32 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	return 0
 }
 
+// dropUncommittedName makes the kernel forget the name of a created file
+// whose commit failed: its dentry was cached briefly at create, and the
+// name must not seem to exist once close has reported the failure.
+func (h *writeHandle) dropUncommittedName() {
+	if e, _ := h.node.current(); e != nil {
+		// The name still leads to the committed version, rightly.
+		return
+	}
+	name, parent := h.node.Parent()
+	if parent == nil {
+		return
+	}
+	if errno := parent.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
+		h.fsys.log.Warn("notify entry", "name", name, "errno", errno)
+	}
+}
+
 // Release runs after the last close, asynchronously: it only cleans up.
 func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	h.fsys.stats.openWriters.Add(-1)
+	if h.content.untouched() {
+		// Every close of this empty file failed quietly (see Flush); now
+		// that the last one is done, it is a rejected write.
+		h.fsys.refuse("close", h.symbol+"/"+entryName(h.key), syscall.EINVAL, "an empty file is not parquet")
+		h.dropUncommittedName()
+	}
 	h.content.discard()
 	h.node.mu.Lock()
 	if h.node.created == h.content {

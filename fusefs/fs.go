@@ -16,6 +16,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -106,6 +107,12 @@ type FS struct {
 	// directory inode while its scratch files are still wanted.
 	scratchMu sync.Mutex
 	scratch   map[scratchKey]*scratchNode
+
+	// gens holds the generation of an entry's kernel inode when it is not
+	// 0: a version whose inode is pinned by passthrough readers gets a fresh
+	// inode (same number, next generation) for writers (see retireInode).
+	gensMu sync.Mutex
+	gens   map[int64]uint64
 
 	// watchMu serialises polls of the manifest's change log.
 	watchMu     sync.Mutex
@@ -231,6 +238,38 @@ func (fsys *FS) Close() {
 	}
 }
 
+// entryGen is the generation of the kernel inode that lookups of entry id
+// return.
+func (fsys *FS) entryGen(id int64) uint64 {
+	fsys.gensMu.Lock()
+	defer fsys.gensMu.Unlock()
+	return fsys.gens[id]
+}
+
+// retireInode makes lookups of entry id return a new kernel inode instead
+// of the one of generation gen. The kernel refuses to open an inode without
+// passthrough while passthrough readers hold it open (EIO), so a writer that
+// opens such an inode is sent back (ESTALE makes the kernel redo the lookup
+// once) to a twin inode with the same number that no passthrough reader
+// holds. The readers keep the old inode and its blob.
+func (fsys *FS) retireInode(id int64, gen uint64) {
+	fsys.gensMu.Lock()
+	defer fsys.gensMu.Unlock()
+	if fsys.gens == nil {
+		fsys.gens = make(map[int64]uint64)
+	}
+	if fsys.gens[id] <= gen {
+		fsys.gens[id] = gen + 1
+	}
+}
+
+// superseded reports whether the version with row id is no longer
+// committed (replaced or removed), as opposed to damaged.
+func (fsys *FS) superseded(ctx context.Context, id int64) bool {
+	_, err := fsys.db.GetByID(ctx, id)
+	return errors.Is(err, manifest.ErrNotFound)
+}
+
 // newIno hands out an inode number for a file that has no row id yet.
 func (fsys *FS) newIno() uint64 { return fsys.nextIno.Add(1) }
 
@@ -240,6 +279,15 @@ func (fsys *FS) fail(op, path string, err error) syscall.Errno {
 	errno := toErrno(err)
 	fsys.log.Warn("operation failed", "op", op, "path", path, "errno", errno.Error(), "err", err)
 	fsys.errs.add(fsys.now(), path, fmt.Sprintf("%s: %v", op, err))
+	return errno
+}
+
+// refuse lists an operation refused for what was asked (a bad name, a
+// link in a symbol directory) in .control/errors, counts it as a rejected
+// write, and returns errno for the caller.
+func (fsys *FS) refuse(op, path string, errno syscall.Errno, why string) syscall.Errno {
+	fsys.stats.rejected.Add(1)
+	fsys.errs.add(fsys.now(), path, fmt.Sprintf("%s: %v (%s)", op, errno, why))
 	return errno
 }
 

@@ -104,7 +104,7 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 
 func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if name == controlName {
-		return syscall.EACCES
+		return r.fsys.controlRefused("rmdir", "")
 	}
 	if r.fsys.hasScratch(name) {
 		return syscall.ENOTEMPTY
@@ -118,9 +118,13 @@ func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 // Rename of a symbol directory moves all its entries in one transaction.
 func (r *rootNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if name == controlName || newName == controlName {
-		return syscall.EACCES
+		return r.fsys.controlRefused("rename", "")
 	}
-	if _, ok := newParent.(*rootNode); !ok {
+	switch newParent.(type) {
+	case *rootNode:
+	case *controlDir:
+		return r.fsys.controlRefused("rename", newName)
+	default:
 		return syscall.EXDEV
 	}
 	if flags&fs.RENAME_EXCHANGE != 0 {

@@ -79,7 +79,8 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 // the kernel's inode when it already knows the version.
 func (fsys *FS) entryInode(ctx context.Context, parent *fs.Inode, e manifest.Entry, out *fuse.EntryOut) *fs.Inode {
 	node := &fileNode{fsys: fsys, entry: &e}
-	child := parent.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: entryIno(e.ID)})
+	id := fs.StableAttr{Mode: fuse.S_IFREG, Ino: entryIno(e.ID), Gen: fsys.entryGen(e.ID)}
+	child := parent.NewInode(ctx, node, id)
 	if existing, ok := child.Operations().(*fileNode); ok && existing != node {
 		// Same version, possibly fresher metadata (mtime, access).
 		existing.setEntry(e)
@@ -134,8 +135,7 @@ func (s *symbolNode) Create(ctx context.Context, name string, flags uint32, mode
 		s.fsys.stats.openWriters.Add(1)
 		return child, h, fuse.FOPEN_DIRECT_IO, 0
 	}
-	s.fsys.errs.add(s.fsys.now(), sym+"/"+name, "create: "+errno.Error()+" (entries are <key>.parquet; dot-files are scratch)")
-	return nil, nil, 0, errno
+	return nil, nil, 0, s.fsys.refuse("create", sym+"/"+name, errno, "entries are <key>.parquet of 1..200 bytes of UTF-8; dot-files are scratch")
 }
 
 func (s *symbolNode) Unlink(ctx context.Context, name string) syscall.Errno {
@@ -165,8 +165,11 @@ func (s *symbolNode) Unlink(ctx context.Context, name string) syscall.Errno {
 func (s *symbolNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	dst, ok := newParent.(*symbolNode)
 	if !ok {
-		if _, isRoot := newParent.(*rootNode); isRoot {
+		switch newParent.(type) {
+		case *rootNode:
 			return syscall.EPERM
+		case *controlDir:
+			return s.fsys.controlRefused("rename", newName)
 		}
 		return syscall.EXDEV
 	}
@@ -178,8 +181,7 @@ func (s *symbolNode) Rename(ctx context.Context, name string, newParent fs.Inode
 	fromKind, fromKey, _ := classify(name)
 	toKind, toKey, errno := classify(newName)
 	if toKind == kindInvalid {
-		s.fsys.errs.add(s.fsys.now(), toSym+"/"+newName, "rename: "+errno.Error())
-		return errno
+		return s.fsys.refuse("rename", toSym+"/"+newName, errno, "entries are <key>.parquet of 1..200 bytes of UTF-8; dot-files are scratch")
 	}
 	if flags&unix.RENAME_NOREPLACE != 0 && s.fsys.exists(ctx, toSym, newName) {
 		return syscall.EEXIST
@@ -201,6 +203,15 @@ func (s *symbolNode) Rename(ctx context.Context, name string, newParent fs.Inode
 			return s.fsys.fail("rename", path, err)
 		}
 		s.fsys.scratchRemove(fromSym, name)
+		// The kernel moves the scratch inode to the new name; the entry is
+		// a different inode (its row id, its xattrs). Drop that dentry once
+		// the rename is done: notifying now would wait for the directory
+		// lock this rename holds.
+		go func() {
+			if errno := dst.NotifyEntry(newName); errno != 0 && errno != syscall.ENOENT {
+				s.fsys.log.Warn("notify entry", "name", newName, "errno", errno)
+			}
+		}()
 		return 0
 	case fromKind == kindEntry && toKind == kindEntry:
 		_, replaced, err := s.fsys.db.Rename(ctx, fromSym, fromKey, toSym, toKey)
@@ -236,8 +247,10 @@ func (fsys *FS) exists(ctx context.Context, symbol, name string) bool {
 }
 
 // A symbol directory holds entries and scratch files only.
+const onlyFiles = "a symbol directory holds parquet entries and scratch files only"
+
 func (s *symbolNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
+	return nil, s.fsys.refuse("mkdir", s.symbol()+"/"+name, syscall.EPERM, onlyFiles)
 }
 
 func (s *symbolNode) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -245,15 +258,15 @@ func (s *symbolNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (s *symbolNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
+	return nil, s.fsys.refuse("mknod", s.symbol()+"/"+name, syscall.EPERM, onlyFiles)
 }
 
 func (s *symbolNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
+	return nil, s.fsys.refuse("symlink", s.symbol()+"/"+name, syscall.EPERM, onlyFiles)
 }
 
 func (s *symbolNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
+	return nil, s.fsys.refuse("link", s.symbol()+"/"+name, syscall.EPERM, onlyFiles)
 }
 
 // location names the entry an inode stands for, from its place in the tree.

@@ -2,7 +2,12 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+
+	"featurefs/manifest"
 )
 
 // Watch polls the manifest's change log every interval until ctx ends and
@@ -26,12 +31,19 @@ func (fsys *FS) Poll(ctx context.Context) {
 	fsys.watchMu.Lock()
 	defer fsys.watchMu.Unlock()
 	changes, cursor, err := fsys.db.Changes(ctx, fsys.watchCursor)
+	root := fsys.root.EmbeddedInode()
+	if errors.Is(err, manifest.ErrChangesTrimmed) {
+		// Changes were lost to trimming: forget every name the kernel holds.
+		fsys.log.Warn("manifest change log trimmed past this mount's cursor; invalidating all cached names", "err", err)
+		fsys.watchCursor = cursor
+		fsys.invalidateAll(root)
+		return
+	}
 	if err != nil {
 		fsys.log.Warn("poll manifest changes", "err", err)
 		return
 	}
 	fsys.watchCursor = cursor
-	root := fsys.root.EmbeddedInode()
 	for _, c := range changes {
 		if c.Key == "" {
 			// A symbol was made, removed or renamed.
@@ -47,5 +59,18 @@ func (fsys *FS) Poll(ctx context.Context) {
 		// version's inode (or ENOENT), and open readers keep their blob.
 		dir.NotifyEntry(entryName(c.Key))
 		fsys.stats.notifyInvalidation.Add(1)
+	}
+}
+
+// invalidateAll drops every name below the root from the kernel's cache.
+func (fsys *FS) invalidateAll(root *fs.Inode) {
+	for symbol, dir := range root.Children() {
+		if symbol == controlName {
+			continue
+		}
+		for name := range dir.Children() {
+			dir.NotifyEntry(name)
+		}
+		root.NotifyEntry(symbol)
 	}
 }

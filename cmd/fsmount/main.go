@@ -70,9 +70,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			verifyCommand(),
 		},
 		// Usage errors exit 2, distinct from 1 (issues found) and 0.
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return cli.Exit(err.Error(), exitUsage)
-		},
+		OnUsageError: commandUsageError,
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -47,6 +47,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	// 4: the blob is durable before any row names it. On success Publish
 	// consumes the staged file; on failure it stays ours, unchanged, so a
 	// later close can try again and Release removes it.
+	fsys.failpoint("commit-before-publish")
 	pub, err := fsys.store.Publish(ctx, c.staged, size)
 	if err != nil {
 		return manifest.Entry{}, err
@@ -68,6 +69,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 		HashMethod:  string(sum.Method),
 		ModTimeNS:   c.mtimeNS,
 	}
+	fsys.failpoint("commit-before-row")
 	committed, replaced, err := fsys.db.Commit(context.WithoutCancel(ctx), e)
 	if err != nil {
 		// No row names the blob, so removing it cannot hurt a reader.
@@ -85,6 +87,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	default:
 		fsys.stats.fullHashes.Add(1)
 	}
+	fsys.failpoint("commit-after-row")
 	if replaced != nil {
 		// The row is gone, so no new reader can reach the old blob; open
 		// readers hold their own descriptor and keep reading it.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,9 +31,22 @@ type fileNode struct {
 	// inode is shared with them, and a pending size there would cut their
 	// reads short.
 	created *content
-	// passthroughOpens counts open passthrough readers: while there are any
-	// the kernel refuses opens of this inode without passthrough (writers).
-	passthroughOpens atomic.Int64
+	// private marks an inode made for one writer replacing entry (see
+	// FS.redirectWriter); readers never use it.
+	private bool
+	// io counts the open handles by the kernel I/O mode they put the inode
+	// in. The kernel fails (EIO) an open whose mode conflicts with the
+	// inode's: while passthrough readers hold it every open must be
+	// passthrough, and while page-cached readers hold it none may be. Both
+	// decisions are taken here, under mu, so they never conflict.
+	io ioModes
+}
+
+// ioModes counts a node's open handles per kernel I/O mode.
+type ioModes struct {
+	passthrough int // raw-blob readers the kernel reads directly
+	cached      int // readers served by the daemon through the page cache
+	writers     int // direct-I/O writers: compatible with cached readers only
 }
 
 var (
@@ -151,34 +163,58 @@ func (n *fileNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 }
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 || flags&syscall.O_TRUNC != 0
 	e, _ := n.current()
 	if e == nil {
-		// Not committed yet: invisible to everyone but its creator's handle.
+		// Not committed yet: invisible to readers. A second writer racing
+		// the creator reaches the same pending inode; it gets its own new
+		// version, and the last close wins, as for any replace.
+		if write {
+			if sym, key, ok := n.fsys.location(&n.Inode); ok {
+				n.mu.Lock()
+				n.io.writers++
+				n.mu.Unlock()
+				return n.openWriter(sym, key, nil), fuse.FOPEN_DIRECT_IO, 0
+			}
+		}
 		return nil, 0, syscall.ENOENT
 	}
 	path := e.Symbol + "/" + entryName(e.Key)
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 || flags&syscall.O_TRUNC != 0 {
-		if n.passthroughOpens.Load() > 0 {
-			// The kernel would fail this open with EIO; have it look the
-			// name up again and open a twin inode instead.
-			n.fsys.retireInode(e.ID, n.StableAttr().Gen)
-			return nil, 0, syscall.ESTALE
+	sym, key, located := n.fsys.location(&n.Inode)
+	if !located {
+		sym, key = e.Symbol, e.Key
+	}
+	if write {
+		if caller, ok := fuse.FromContext(ctx); ok && located {
+			if n.private {
+				n.fsys.redirectDone(sym, key, caller.Pid)
+			} else if n.fsys.redirectWriter(sym, key, caller.Pid) {
+				// Readers share this inode: have the kernel look the name
+				// up again, and give this writer an inode of its own.
+				return nil, 0, syscall.ESTALE
+			}
 		}
-		sym, key, ok := n.fsys.location(&n.Inode)
-		if !ok {
-			sym, key = e.Symbol, e.Key
+		n.mu.Lock()
+		if n.io.passthrough > 0 {
+			// The kernel fails a non-passthrough open of an inode that
+			// passthrough readers hold; its retry did not reach a lookup.
+			n.mu.Unlock()
+			return nil, 0, syscall.EBUSY
 		}
-		h := &writeHandle{
-			fsys:    n.fsys,
-			node:    n,
-			symbol:  sym,
-			key:     key,
-			content: newContent(n.fsys, e, flags&syscall.O_TRUNC != 0),
+		n.io.writers++
+		n.mu.Unlock()
+		var base *manifest.Entry
+		if flags&syscall.O_TRUNC == 0 {
+			base = e
 		}
-		n.fsys.stats.openWriters.Add(1)
 		// Direct I/O keeps the new version's bytes out of the page cache of
 		// this inode, which belongs to the committed version readers see.
-		return h, fuse.FOPEN_DIRECT_IO, 0
+		return n.openWriter(sym, key, base), fuse.FOPEN_DIRECT_IO, 0
+	}
+	if n.private {
+		// A writer's private inode, reached by a reader racing the
+		// writer's lookup: send it back to the shared one.
+		return nil, 0, syscall.ESTALE
 	}
 	r, err := n.fsys.store.OpenBlob(e.Path)
 	if err != nil {
@@ -194,13 +230,32 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	n.fsys.stats.hits.Add(1)
 	n.fsys.stats.openReaders.Add(1)
 	h := &readHandle{fsys: n.fsys, node: n, r: r, path: path}
-	if n.fsys.cfg.Passthrough && r.RawFile() != nil {
+	n.mu.Lock()
+	if n.fsys.cfg.Passthrough && r.RawFile() != nil && n.io.cached == 0 && n.io.writers == 0 {
 		h.passthrough = true
-		n.passthroughOpens.Add(1)
+		n.io.passthrough++
+	} else {
+		n.io.cached++
+	}
+	n.mu.Unlock()
+	if h.passthrough {
 		n.fsys.stats.passthroughOpens.Add(1)
 	}
 	// The version never changes, so its pages stay valid across opens.
 	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// openWriter starts a new version of symbol/key on this node, from base
+// (O_RDWR without O_TRUNC) or empty. The caller has counted it in io.writers.
+func (n *fileNode) openWriter(symbol, key string, base *manifest.Entry) *writeHandle {
+	n.fsys.stats.openWriters.Add(1)
+	return &writeHandle{
+		fsys:    n.fsys,
+		node:    n,
+		symbol:  symbol,
+		key:     key,
+		content: newContent(n.fsys, base, base == nil),
+	}
 }
 
 // Extended attributes (SPEC §1), read-only.
@@ -323,9 +378,13 @@ func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { re
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	h.fsys.stats.openReaders.Add(-1)
+	h.node.mu.Lock()
 	if h.passthrough {
-		h.node.passthroughOpens.Add(-1)
+		h.node.io.passthrough--
+	} else {
+		h.node.io.cached--
 	}
+	h.node.mu.Unlock()
 	if err := h.r.Close(); err != nil {
 		h.fsys.log.Warn("close blob", "path", h.path, "err", err)
 	}
@@ -394,15 +453,20 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	}
 	h.symbol, h.key = sym, key
 	h.node.mu.Lock()
-	if h.node.created != nil || h.node.entry == nil {
+	replaced := h.node.created == nil && h.node.entry != nil
+	if !replaced {
 		// The creator's node now shows the committed version.
 		h.node.entry = &e
 	}
 	h.node.mu.Unlock()
-	if parent != nil {
+	if replaced && parent != nil {
 		// The name now leads to a new inode: drop the kernel's cached
 		// dentry so nobody pairs the old inode's size with the new bytes.
-		if errno := parent.NotifyEntry(entryName(key)); errno != 0 {
+		// A created file needs no such call (its dentry is never cached),
+		// and it is avoided where it can be: the call waits for the
+		// directory's lock, and a daemon killed while waiting can exit only
+		// once the kernel connection is aborted.
+		if errno := parent.NotifyEntry(entryName(key)); errno != 0 && errno != syscall.ENOENT {
 			h.fsys.log.Warn("notify entry", "name", entryName(key), "errno", errno)
 		}
 	}
@@ -444,6 +508,7 @@ func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	}
 	h.content.discard()
 	h.node.mu.Lock()
+	h.node.io.writers--
 	if h.node.created == h.content {
 		h.node.created = nil
 	}

@@ -64,6 +64,9 @@ type Config struct {
 	OrphanGrace time.Duration
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Failpoint, when set, is called with a point's name at each step of a
+	// commit, so tests can crash the daemon there. Production leaves it nil.
+	Failpoint func(name string)
 }
 
 // Inode numbers. Entries use their manifest row id, so a version keeps its
@@ -108,11 +111,10 @@ type FS struct {
 	scratchMu sync.Mutex
 	scratch   map[scratchKey]*scratchNode
 
-	// gens holds the generation of an entry's kernel inode when it is not
-	// 0: a version whose inode is pinned by passthrough readers gets a fresh
-	// inode (same number, next generation) for writers (see retireInode).
-	gensMu sync.Mutex
-	gens   map[int64]uint64
+	// redirects marks writers sent back to look their name up again, so
+	// that the lookup gives them a private inode (see redirectWriter).
+	redirectMu sync.Mutex
+	redirects  map[redirectKey]time.Time
 
 	// watchMu serialises polls of the manifest's change log.
 	watchMu     sync.Mutex
@@ -186,10 +188,10 @@ type MountOptions struct {
 // Mount serves fsys at mountpoint until the returned server is unmounted.
 func Mount(mountpoint string, fsys *FS, mo MountOptions) (*fuse.Server, error) {
 	timeout := fsys.cfg.CacheTimeout
-	// Absent names are cached briefly only: a name another process commits
-	// must appear within two seconds, and negative entries are not always
-	// reached by the change log (they have no inode to notify).
-	negative := time.Second
+	// Absent names are not cached: a name must be visible to everyone as
+	// soon as its commit returns, and a negative entry has no inode that a
+	// commit or the change log could invalidate.
+	negative := time.Duration(0)
 	opts := &fs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
@@ -238,29 +240,64 @@ func (fsys *FS) Close() {
 	}
 }
 
-// entryGen is the generation of the kernel inode that lookups of entry id
-// return.
-func (fsys *FS) entryGen(id int64) uint64 {
-	fsys.gensMu.Lock()
-	defer fsys.gensMu.Unlock()
-	return fsys.gens[id]
+// redirectKey names one thread's pending writer redirect.
+type redirectKey struct {
+	symbol, key string
+	tid         uint32
 }
 
-// retireInode makes lookups of entry id return a new kernel inode instead
-// of the one of generation gen. The kernel refuses to open an inode without
-// passthrough while passthrough readers hold it open (EIO), so a writer that
-// opens such an inode is sent back (ESTALE makes the kernel redo the lookup
-// once) to a twin inode with the same number that no passthrough reader
-// holds. The readers keep the old inode and its blob.
-func (fsys *FS) retireInode(id int64, gen uint64) {
-	fsys.gensMu.Lock()
-	defer fsys.gensMu.Unlock()
-	if fsys.gens == nil {
-		fsys.gens = make(map[int64]uint64)
+// redirectTTL bounds how long a redirect waits for its lookup: the kernel
+// retries at once, so anything older is left over from a retry that did not
+// come.
+const redirectTTL = 2 * time.Second
+
+// redirectWriter marks the calling thread's next lookup of symbol/key as a
+// writer's. It reports false when a fresh mark was already there: the
+// kernel's one retry did not come through a lookup, and the caller must
+// make do with the shared inode.
+//
+// Why: a writer opening a committed version's inode would share it with the
+// version's readers, and the kernel then applies the writer's truncation and
+// growth to the size those readers see (a cached reader reads zeros or stops
+// short), and refuses the open outright while passthrough readers hold the
+// inode. ESTALE makes the kernel look the name up again, once; that lookup
+// gives the writer an inode of its own.
+func (fsys *FS) redirectWriter(symbol, key string, tid uint32) bool {
+	fsys.redirectMu.Lock()
+	defer fsys.redirectMu.Unlock()
+	now := fsys.now()
+	if fsys.redirects == nil {
+		fsys.redirects = make(map[redirectKey]time.Time)
 	}
-	if fsys.gens[id] <= gen {
-		fsys.gens[id] = gen + 1
+	for k, t := range fsys.redirects {
+		if now.Sub(t) > redirectTTL {
+			delete(fsys.redirects, k)
+		}
 	}
+	k := redirectKey{symbol, key, tid}
+	if _, pending := fsys.redirects[k]; pending {
+		delete(fsys.redirects, k)
+		return false
+	}
+	fsys.redirects[k] = now
+	return true
+}
+
+// redirected reports whether this lookup is a redirected writer's. The
+// mark stays until the writer opens its private inode: the kernel may look
+// the name up twice on the way (revalidation, then the lookup proper).
+func (fsys *FS) redirected(symbol, key string, tid uint32) bool {
+	fsys.redirectMu.Lock()
+	defer fsys.redirectMu.Unlock()
+	t, ok := fsys.redirects[redirectKey{symbol, key, tid}]
+	return ok && fsys.now().Sub(t) <= redirectTTL
+}
+
+// redirectDone clears a writer's mark once it opened its private inode.
+func (fsys *FS) redirectDone(symbol, key string, tid uint32) {
+	fsys.redirectMu.Lock()
+	defer fsys.redirectMu.Unlock()
+	delete(fsys.redirects, redirectKey{symbol, key, tid})
 }
 
 // superseded reports whether the version with row id is no longer
@@ -289,6 +326,13 @@ func (fsys *FS) refuse(op, path string, errno syscall.Errno, why string) syscall
 	fsys.stats.rejected.Add(1)
 	fsys.errs.add(fsys.now(), path, fmt.Sprintf("%s: %v (%s)", op, errno, why))
 	return errno
+}
+
+// failpoint marks a step of a commit for crash tests.
+func (fsys *FS) failpoint(name string) {
+	if fsys.cfg.Failpoint != nil {
+		fsys.cfg.Failpoint(name)
+	}
 }
 
 // owner returns uid/gid for attributes.

@@ -70,6 +70,9 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		if err != nil {
 			return nil, s.fsys.fail("lookup", s.symbol()+"/"+name, err)
 		}
+		if caller, ok := fuse.FromContext(ctx); ok && s.fsys.redirected(e.Symbol, e.Key, caller.Pid) {
+			return s.writerInode(ctx, e, out), 0
+		}
 		return s.fsys.entryInode(ctx, &s.Inode, e, out), 0
 	}
 	return nil, syscall.ENOENT
@@ -79,13 +82,24 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 // the kernel's inode when it already knows the version.
 func (fsys *FS) entryInode(ctx context.Context, parent *fs.Inode, e manifest.Entry, out *fuse.EntryOut) *fs.Inode {
 	node := &fileNode{fsys: fsys, entry: &e}
-	id := fs.StableAttr{Mode: fuse.S_IFREG, Ino: entryIno(e.ID), Gen: fsys.entryGen(e.ID)}
-	child := parent.NewInode(ctx, node, id)
+	child := parent.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: entryIno(e.ID)})
 	if existing, ok := child.Operations().(*fileNode); ok && existing != node {
 		// Same version, possibly fresher metadata (mtime, access).
 		existing.setEntry(e)
 	}
 	fsys.entryAttr(&out.Attr, &e)
+	return child
+}
+
+// writerInode is a private inode for a writer about to replace e: it shows
+// e until the commit, readers never get it, and the kernel may not cache the
+// name, so everyone else's next lookup returns to the committed version.
+func (s *symbolNode) writerInode(ctx context.Context, e manifest.Entry, out *fuse.EntryOut) *fs.Inode {
+	node := &fileNode{fsys: s.fsys, entry: &e, private: true}
+	child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: s.fsys.newIno()})
+	node.fill(&out.Attr)
+	out.SetEntryTimeout(1)
+	out.SetAttrTimeout(1)
 	return child
 }
 
@@ -123,7 +137,7 @@ func (s *symbolNode) Create(ctx context.Context, name string, flags uint32, mode
 			}
 		}
 		c := newContent(s.fsys, nil, true)
-		node := &fileNode{fsys: s.fsys, created: c}
+		node := &fileNode{fsys: s.fsys, created: c, io: ioModes{writers: 1}}
 		ino := s.fsys.newIno()
 		child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: ino})
 		node.fill(&out.Attr)

@@ -55,6 +55,9 @@ func (fsys *FS) Poll(ctx context.Context) {
 			// The kernel holds nothing below this symbol.
 			continue
 		}
+		if !fsys.stale(ctx, dir, c.Symbol, c.Key) {
+			continue
+		}
 		// Dropping the dentry is enough: the next lookup returns the new
 		// version's inode (or ENOENT), and open readers keep their blob.
 		dir.NotifyEntry(entryName(c.Key))
@@ -73,4 +76,28 @@ func (fsys *FS) invalidateAll(root *fs.Inode) {
 		}
 		root.NotifyEntry(symbol)
 	}
+}
+
+// stale reports whether the kernel may hold a name that no longer leads to
+// the current version of symbol/key. Most changes in the log are this
+// mount's own commits, whose names are already right; notifying them anyway
+// would cost a lookup each and, worse, a notification waits for the
+// directory's lock, which a busy directory holds often. A name the kernel
+// has not looked up needs nothing: negative entries expire within a second.
+func (fsys *FS) stale(ctx context.Context, dir *fs.Inode, symbol, key string) bool {
+	child := dir.GetChild(entryName(key))
+	if child == nil {
+		return false
+	}
+	node, ok := child.Operations().(*fileNode)
+	if !ok {
+		return true
+	}
+	shown, _ := node.current()
+	cur, err := fsys.db.Get(ctx, symbol, key)
+	if err != nil {
+		// Gone (or unknown): let the kernel ask again.
+		return true
+	}
+	return shown == nil || shown.ID != cur.ID || shown.ModTimeNS != cur.ModTimeNS
 }

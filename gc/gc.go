@@ -81,6 +81,10 @@ type Options struct {
 	// discards.
 	Logger *slog.Logger
 
+	// Failpoint, when set, is called with a point's name at the steps tests
+	// crash the process at ("gc-after-row-delete": a row deleted, its blob
+	// not yet). Production leaves it nil.
+	Failpoint func(name string)
 	// hooks are failpoints for tests.
 	hooks hooks
 }
@@ -415,6 +419,9 @@ func (r *runner) deleteEntry(e manifest.Entry, stillDue func(manifest.Entry) boo
 	}
 	if !deleted {
 		return false, nil
+	}
+	if r.opts.Failpoint != nil {
+		r.opts.Failpoint("gc-after-row-delete")
 	}
 	// The row is gone, so no new reader can resolve this version; readers
 	// that already have it open keep their handle to the blob.

@@ -99,6 +99,10 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Failpoint, when set, is called with a point's name at the steps tests
+	// crash the process at ("manifest-before-commit": inside the exclusive
+	// transaction, before COMMIT). Production leaves it nil.
+	Failpoint func(name string)
 }
 
 const (

@@ -38,6 +38,9 @@ func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 			_ = tx.Rollback() // the error that matters is fn's
 			return err
 		}
+		if db.opts.Failpoint != nil {
+			db.opts.Failpoint("manifest-before-commit")
+		}
 		// With synchronous=FULL this COMMIT returns only after the WAL is
 		// fsynced. If it fails the driver rolls back, so a retry starts clean.
 		if err := tx.Commit(); err != nil {

@@ -86,6 +86,7 @@ func runGC(c *cli.Context) error {
 		DryRun:      c.Bool("dry-run"),
 		Settle:      settle,
 		Logger:      log,
+		Failpoint:   failpointFromEnv(),
 	})
 	if rep != nil {
 		if err := emit(c, rep, func(w io.Writer) { printGCReport(w, rep) }); err != nil {

@@ -77,7 +77,7 @@ func mountAction(c *cli.Context) error {
 	}
 
 	cache, err := openCache(c, true,
-		manifest.Options{SyncNormal: syncMode == "normal", Logger: log},
+		manifest.Options{SyncNormal: syncMode == "normal", Logger: log, Failpoint: failpointFromEnv()},
 		blobstore.Options{Compression: compression})
 	if err != nil {
 		return err
@@ -112,6 +112,7 @@ func mountAction(c *cli.Context) error {
 		GID:                 uint32(os.Getgid()),
 		OrphanGrace:         gcOpts.OrphanGrace,
 		Logger:              log,
+		Failpoint:           failpointFromEnv(),
 	})
 	if err != nil {
 		return err
@@ -179,6 +180,7 @@ func gcOptions(c *cli.Context, log *slog.Logger) (gc.Options, error) {
 		MaxSize:     max,
 		OrphanGrace: c.Duration("orphan-grace"),
 		Logger:      log,
+		Failpoint:   failpointFromEnv(),
 	}, nil
 }
 
@@ -254,11 +256,20 @@ func awaitRelease(served <-chan struct{}, mnt string, log *slog.Logger) {
 // prepareMountpoint creates the mountpoint if needed and clears a stale
 // mount left by a daemon that was killed: its path fails with ENOTCONN.
 func prepareMountpoint(mnt string, log *slog.Logger) error {
+	if m, ok := mountAt(mnt); ok && strings.HasPrefix(m.fstype, "fuse") && !answers(mnt) {
+		// A daemon killed while the kernel waited on it can leave a mount
+		// that never answers (its last thread stuck in the kernel): only
+		// aborting the connection frees it and every process blocked on it.
+		log.Warn("aborting the connection of a FUSE mount that does not answer", "mountpoint", mnt, "connection", m.minor)
+		if err := abortConnection(m.minor); err != nil {
+			return fmt.Errorf("the mount at %s does not answer and could not be aborted (%v); as root run: echo 1 > /sys/fs/fuse/connections/%s/abort; umount -l %s", mnt, err, m.minor, mnt)
+		}
+	}
 	_, err := os.Stat(mnt)
 	switch {
 	case err == nil:
-		if mounted, fstype := mountedAt(mnt); mounted {
-			return fmt.Errorf("%s is already a mount point (%s); unmount it first: fusermount3 -u %s", mnt, fstype, mnt)
+		if m, ok := mountAt(mnt); ok {
+			return fmt.Errorf("%s is already a mount point (%s); unmount it first: fusermount3 -u %s", mnt, m.fstype, mnt)
 		}
 		return nil
 	case errors.Is(err, os.ErrNotExist):
@@ -281,25 +292,65 @@ func prepareMountpoint(mnt string, log *slog.Logger) error {
 	}
 }
 
-// mountedAt reports whether path is itself a mount point, and its type.
-func mountedAt(path string) (bool, string) {
+// mountInfo is a line of /proc/self/mountinfo.
+type mountInfo struct {
+	fstype string
+	minor  string // the device minor: a FUSE mount's connection number
+}
+
+// mountAt reports whether path is itself a mount point, and what it is.
+func mountAt(path string) (mountInfo, bool) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return false, ""
+		return mountInfo{}, false
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) < 5 || unescapeMountPath(fields[4]) != path {
 			continue
 		}
+		m := mountInfo{}
+		if _, minor, ok := strings.Cut(fields[2], ":"); ok {
+			m.minor = minor
+		}
 		for i, f := range fields {
 			if f == "-" && i+1 < len(fields) {
-				return true, fields[i+1]
+				m.fstype = fields[i+1]
 			}
 		}
-		return true, ""
+		return m, true
 	}
-	return false, ""
+	return mountInfo{}, false
+}
+
+// answers reports whether a stat of path returns (with any result) within
+// two seconds; a mount whose daemon is gone but whose connection lives on
+// blocks forever.
+func answers(path string) bool {
+	done := make(chan struct{})
+	go func() {
+		_, _ = os.Stat(path)
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(2 * time.Second):
+		return false
+	}
+}
+
+// abortConnection aborts FUSE connection minor through the fusectl
+// filesystem, mounting it where the system has not.
+func abortConnection(minor string) error {
+	const ctl = "/sys/fs/fuse/connections"
+	abort := filepath.Join(ctl, minor, "abort")
+	if _, err := os.Stat(abort); errors.Is(err, os.ErrNotExist) {
+		if err := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil && !errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("mount fusectl: %w", err)
+		}
+	}
+	return os.WriteFile(abort, []byte("1"), 0)
 }
 
 // unescapeMountPath undoes the octal escapes of /proc/self/mountinfo.

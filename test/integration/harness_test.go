@@ -37,7 +37,11 @@ func TestMain(m *testing.M) {
 	if code >= 0 {
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code = m.Run()
+	if fsmountBin != "" {
+		os.RemoveAll(filepath.Dir(fsmountBin))
+	}
+	os.Exit(code)
 }
 
 func setup() (int, error) {
@@ -79,10 +83,14 @@ func fuseUnavailable() string {
 
 // mount is one running daemon.
 type mount struct {
-	t     testing.TB
-	dir   string // mountpoint
-	root  string // cache root
-	args  []string
+	t    testing.TB
+	dir  string // mountpoint
+	root string // cache root
+	args []string
+	// bin and env override the daemon binary and add environment
+	// variables for the next start (crash tests use a failpoint build).
+	bin   string
+	env   []string
 	cmd   *exec.Cmd
 	logMu sync.Mutex
 	log   bytes.Buffer
@@ -113,7 +121,12 @@ func (m *mount) start() {
 	m.t.Helper()
 	argv := append([]string{"mount", "--cache-root", m.root, "--gc-interval", "0", "--verbose"}, m.args...)
 	argv = append(argv, m.dir)
-	m.cmd = exec.Command(fsmountBin, argv...)
+	bin := fsmountBin
+	if m.bin != "" {
+		bin = m.bin
+	}
+	m.cmd = exec.Command(bin, argv...)
+	m.cmd.Env = append(os.Environ(), m.env...)
 	m.cmd.Stdout = &lockedWriter{mu: &m.logMu, w: &m.log}
 	m.cmd.Stderr = m.cmd.Stdout
 	m.done = make(chan struct{})
@@ -124,8 +137,11 @@ func (m *mount) start() {
 		_ = m.cmd.Wait()
 		close(m.done)
 	}()
+	// Mounted is not enough: after kill -9 the stale mount is listed until
+	// the new daemon clears it. The control directory answers only once the
+	// new daemon serves.
 	deadline := time.Now().Add(15 * time.Second)
-	for !isMounted(m.dir) {
+	for !m.serving() {
 		select {
 		case <-m.done:
 			m.t.Fatalf("fsmount exited before mounting:\n%s", m.logs())
@@ -136,6 +152,16 @@ func (m *mount) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (m *mount) serving() bool {
+	if !isMounted(m.dir) {
+		return false
+	}
+	// A read, not a stat: the kernel answers a stat of a dead mount from
+	// its cache, but every open reaches the daemon.
+	_, err := os.ReadFile(m.path(".control", "stats"))
+	return err == nil
 }
 
 func (m *mount) logs() string {
@@ -159,7 +185,7 @@ func (m *mount) stop() {
 		case <-time.After(20 * time.Second):
 			m.t.Errorf("fsmount ignored SIGTERM for 20s; killing")
 			_ = m.cmd.Process.Kill()
-			<-m.done
+			m.awaitDeath()
 		}
 	}
 	if isMounted(m.dir) {
@@ -176,7 +202,38 @@ func (m *mount) stop() {
 func (m *mount) kill9() {
 	m.t.Helper()
 	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	m.awaitDeath()
+}
+
+// awaitDeath waits for a killed daemon. One killed while one of its threads
+// waited in the kernel for a directory lock (a cache notification) cannot
+// finish exiting until its FUSE connection is aborted, as an operator would.
+func (m *mount) awaitDeath() {
+	select {
+	case <-m.done:
+		return
+	case <-time.After(5 * time.Second):
+	}
+	m.t.Logf("killed daemon did not exit within 5s; aborting its FUSE connection")
+	abortFUSE(m.dir)
 	<-m.done
+}
+
+// abortFUSE aborts the FUSE connection mounted at dir through fusectl.
+func abortFUSE(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && fields[4] == dir {
+			_, minor, _ := strings.Cut(fields[2], ":")
+			_ = exec.Command("mount", "-t", "fusectl", "fusectl", "/sys/fs/fuse/connections").Run()
+			_ = os.WriteFile("/sys/fs/fuse/connections/"+minor+"/abort", []byte("1"), 0)
+			return
+		}
+	}
 }
 
 // restart starts a new daemon on the same cache root and mountpoint.

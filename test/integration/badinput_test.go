@@ -1,0 +1,330 @@
+package integration
+
+// SPEC §1 and §3 refusals: each test asserts the errno the writing process
+// sees and that nothing changed: the previous version reads back byte-exact,
+// no entry appears, .control/errors lists the failure with its path, and
+// rejected_writes counts it.
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// badWriteSetup mounts and commits AAPL/k.parquet, the version every bad
+// write below must leave alone.
+func badWriteSetup(t *testing.T) (*mount, []byte) {
+	t.Helper()
+	m := mountT(t)
+	sh(t, "mkdir", m.path("AAPL"))
+	data := makeParquet(t, 500, 100)
+	commitFile(t, m.path("AAPL", "k.parquet"), data)
+	return m, data
+}
+
+// wantUnchanged checks that AAPL holds exactly k.parquet with data.
+func wantUnchanged(t *testing.T, m *mount, data []byte) {
+	t.Helper()
+	wantBytes(t, m.path("AAPL", "k.parquet"), data)
+	if got := ls(t, m.path("AAPL")); !slices.Equal(got, []string{"k.parquet"}) {
+		t.Fatalf("AAPL lists %v, want [k.parquet]", got)
+	}
+	if st := m.stats(t); st.Entries != 1 || st.Commits != 1 {
+		t.Fatalf("entries %d, commits %d: want 1 and 1", st.Entries, st.Commits)
+	}
+}
+
+func TestCloseRejectsNotParquet(t *testing.T) {
+	m, data := badWriteSetup(t)
+	garbage := []byte(strings.Repeat("this is not parquet\n", 100))
+	o := writeFile(m.path("AAPL", "k.parquet"), garbage)
+	if o.Op != "close" {
+		t.Fatalf("overwriting with garbage: %v, want close to fail", o)
+	}
+	wantErrno(t, "close", o.Err, syscall.EINVAL)
+	o = writeFile(m.path("AAPL", "new.parquet"), garbage)
+	if o.Op != "close" || o.errno() != syscall.EINVAL {
+		t.Fatalf("a new entry of garbage: %v, want EINVAL at close", o)
+	}
+	wantAbsent(t, m.path("AAPL", "new.parquet"))
+	wantUnchanged(t, m, data)
+	m.wantErrorListed(t, "AAPL/k.parquet", "close")
+	m.wantErrorListed(t, "AAPL/new.parquet", "close")
+	m.wantRejected(t, 2)
+}
+
+func TestCloseRejectsTruncatedParquet(t *testing.T) {
+	m, data := badWriteSetup(t)
+	other := makeParquet(t, 800, 101)
+	// Cut short: footer gone; cut by one byte: magic damaged; head only.
+	for i, cut := range [][]byte{other[:len(other)-100], other[:len(other)-1], other[:len(other)/2]} {
+		o := writeFile(m.path("AAPL", "k.parquet"), cut)
+		if o.Op != "close" || o.errno() != syscall.EINVAL {
+			t.Fatalf("cut %d (%d of %d bytes): %v, want EINVAL at close", i, len(cut), len(other), o)
+		}
+	}
+	wantUnchanged(t, m, data)
+	m.wantErrorListed(t, "AAPL/k.parquet", "close")
+	m.wantRejected(t, 3)
+}
+
+func TestCloseRejectsEmptyFile(t *testing.T) {
+	m, data := badWriteSetup(t)
+	// Truncating an entry and closing it without a write.
+	o := writeFile(m.path("AAPL", "k.parquet"), nil)
+	if o.Op != "close" || o.errno() != syscall.EINVAL {
+		t.Fatalf("empty overwrite: %v, want EINVAL at close", o)
+	}
+	wantUnchanged(t, m, data)
+	m.wantRejected(t, 1)
+	// Creating an empty entry.
+	o = writeFile(m.path("AAPL", "empty.parquet"), nil)
+	if o.Op != "close" || o.errno() != syscall.EINVAL {
+		t.Fatalf("empty new file: %v, want EINVAL at close", o)
+	}
+	wantAbsent(t, m.path("AAPL", "empty.parquet"))
+	wantUnchanged(t, m, data)
+	m.wantErrorListed(t, "AAPL/k.parquet", "empty")
+	m.wantErrorListed(t, "AAPL/empty.parquet", "empty")
+	m.wantRejected(t, 2)
+}
+
+func TestCreateRefusesNameWithoutParquetSuffix(t *testing.T) {
+	m, data := badWriteSetup(t)
+	for _, name := range []string{"notes.txt", "k.parquet.bak", "k.PARQUET", "parquet"} {
+		o := writeFile(m.path("AAPL", name), makeParquet(t, 10, 102))
+		if o.Op != "open" || o.errno() != syscall.EINVAL {
+			t.Fatalf("create %s: %v, want EINVAL at open", name, o)
+		}
+		wantAbsent(t, m.path("AAPL", name))
+		m.wantErrorListed(t, "AAPL/"+name, "create")
+	}
+	wantUnchanged(t, m, data)
+	m.wantRejected(t, 4)
+}
+
+func TestDotAndDotDotAreNotEntries(t *testing.T) {
+	m, data := badWriteSetup(t)
+	for _, name := range []string{".", ".."} {
+		o := writeFile(m.path("AAPL", name), makeParquet(t, 10, 103))
+		if o.Op != "open" || o.errno() != syscall.EISDIR {
+			t.Fatalf("write to AAPL/%s: %v, want EISDIR at open", name, o)
+		}
+		wantErrno(t, "mkdir "+name, syscall.Mkdir(m.path(name), 0o755), syscall.EEXIST)
+	}
+	wantUnchanged(t, m, data)
+	if got := ls(t, m.dir); !slices.Equal(got, []string{"AAPL"}) {
+		t.Fatalf("root lists %v", got)
+	}
+}
+
+func TestCreateRefusesKeyTooLong(t *testing.T) {
+	m, data := badWriteSetup(t)
+	long := strings.Repeat("a", 201)
+	o := writeFile(m.path("AAPL", long+".parquet"), makeParquet(t, 10, 104))
+	if o.Op != "open" || o.errno() != syscall.ENAMETOOLONG {
+		t.Fatalf("create of a 201-byte key: %v, want ENAMETOOLONG at open", o)
+	}
+	wantAbsent(t, m.path("AAPL", long+".parquet"))
+	m.wantErrorListed(t, "AAPL/"+long+".parquet", "create")
+	wantErrno(t, "mkdir of a 201-byte symbol", syscall.Mkdir(m.path(long), 0o755), syscall.ENAMETOOLONG)
+	wantUnchanged(t, m, data)
+	m.wantRejected(t, 1)
+
+	// 200 bytes is the limit, inclusive.
+	ok := strings.Repeat("b", 200)
+	commitFile(t, m.path("AAPL", ok+".parquet"), makeParquet(t, 10, 105))
+	wantBytes(t, m.path("AAPL", ok+".parquet"), makeParquet(t, 10, 105))
+}
+
+func TestCreateRefusesInvalidUTF8Key(t *testing.T) {
+	m, data := badWriteSetup(t)
+	bad := "k\xff\xfe.parquet"
+	o := writeFile(m.path("AAPL", bad), makeParquet(t, 10, 106))
+	if o.Op != "open" || o.errno() != syscall.EINVAL {
+		t.Fatalf("create of an invalid UTF-8 key: %v, want EINVAL at open", o)
+	}
+	wantAbsent(t, m.path("AAPL", bad))
+	m.wantErrorListed(t, "AAPL/"+bad, "create")
+	wantErrno(t, "mkdir of an invalid UTF-8 symbol", syscall.Mkdir(m.path("S\xff"), 0o755), syscall.EINVAL)
+	wantUnchanged(t, m, data)
+	m.wantRejected(t, 1)
+}
+
+func TestLinksAndDeviceNodesRefusedInSymbol(t *testing.T) {
+	m, data := badWriteSetup(t)
+	target := m.path("AAPL", "k.parquet")
+	wantErrno(t, "symlink", os.Symlink(target, m.path("AAPL", "s.parquet")), syscall.EPERM)
+	wantErrno(t, "hard link", os.Link(target, m.path("AAPL", "h.parquet")), syscall.EPERM)
+	wantErrno(t, "mkfifo", syscall.Mkfifo(m.path("AAPL", "f.parquet"), 0o644), syscall.EPERM)
+	wantErrno(t, "mkdir in a symbol", syscall.Mkdir(m.path("AAPL", "sub"), 0o755), syscall.EPERM)
+	// The tools agree.
+	if out, err := run("ln", "-s", target, m.path("AAPL", "s2.parquet")); err == nil {
+		t.Fatalf("ln -s succeeded: %s", out)
+	}
+	for _, name := range []string{"s.parquet", "h.parquet", "f.parquet", "sub", "s2.parquet"} {
+		wantAbsent(t, m.path("AAPL", name))
+		m.wantErrorListed(t, "AAPL/"+name)
+	}
+	wantUnchanged(t, m, data)
+	m.wantRejected(t, 5)
+}
+
+func TestCommitFailsWithENOSPCWhenDiskFull(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	base := t.TempDir()
+	root := filepath.Join(base, "small")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", root)
+	// Registered before the mount, so it runs after the daemon stopped.
+	t.Cleanup(func() {
+		if out, err := run("umount", root); err != nil {
+			t.Errorf("umount tmpfs: %v %s", err, out)
+			_, _ = run("umount", "-l", root)
+		}
+	})
+	// zstd always: a staged file that fits may still not fit twice, once
+	// staged and once compressed, so the store step fails too.
+	m := mountAt(t, filepath.Join(root, "cache"), filepath.Join(base, "mnt"), "--compression", "zstd")
+	sh(t, "mkdir", m.path("AAPL"))
+	small := makeParquet(t, 200, 107)
+	commitFile(t, m.path("AAPL", "k.parquet"), small)
+
+	big := bulkParquet(t, 12<<20, 5)
+	o := writeFile(m.path("AAPL", "k.parquet"), big)
+	if o.Op == "" || o.errno() != syscall.ENOSPC {
+		t.Fatalf("writing %d bytes to an 8 MiB cache root: %v, want ENOSPC at write or close", len(big), o)
+	}
+	if o.Op == "write" && errnoOf(o.CloseErr) != syscall.ENOSPC {
+		t.Fatalf("close after a write failed with ENOSPC: %v, want ENOSPC (the file is not committed)", o.CloseErr)
+	}
+	t.Logf("too large a file: %v", o)
+	wantBytes(t, m.path("AAPL", "k.parquet"), small)
+	m.wantErrorListed(t, "AAPL/k.parquet")
+	m.wantRejected(t, 1)
+
+	// 5 MiB stage fine; their compressed copy does not fit beside them.
+	o = writeFile(m.path("AAPL", "k.parquet"), bulkParquet(t, 5<<20, 6))
+	if o.Op != "close" || o.errno() != syscall.ENOSPC {
+		t.Fatalf("a file that fits staged but not stored: %v, want ENOSPC at close", o)
+	}
+	wantBytes(t, m.path("AAPL", "k.parquet"), small)
+	m.wantRejected(t, 2)
+	// The failed writes leave no staged bytes behind (they are dropped when
+	// the kernel releases the handle, just after close).
+	staging := filepath.Join(m.root, "staging")
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		left, err := os.ReadDir(staging)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d staging files left after the failed commits", len(left))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The daemon serves on: reads, and a commit that fits.
+	smaller := makeParquet(t, 100, 108)
+	commitFile(t, m.path("AAPL", "k2.parquet"), smaller)
+	wantBytes(t, m.path("AAPL", "k2.parquet"), smaller)
+	wantBytes(t, m.path("AAPL", "k.parquet"), small)
+	m.restart()
+	wantBytes(t, m.path("AAPL", "k.parquet"), small)
+	wantBytes(t, m.path("AAPL", "k2.parquet"), smaller)
+}
+
+// lockManifest holds the manifest's write lock from another process (the
+// sqlite3 shell) until the returned function is called.
+func lockManifest(t *testing.T, root string) (release func()) {
+	t.Helper()
+	cmd := exec.Command("sqlite3", filepath.Join(root, "manifest.db"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		_, _ = io.WriteString(stdin, "COMMIT;\n.quit\n")
+		_ = stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("sqlite3 holding the lock: %v", err)
+		}
+	}
+	t.Cleanup(release)
+	if _, err := io.WriteString(stdin, ".timeout 5000\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "locked" {
+		t.Fatalf("sqlite3 did not take the lock: %q %v", line, err)
+	}
+	return release
+}
+
+func TestCommitFailsWithEIOWhileManifestLocked(t *testing.T) {
+	m, data := badWriteSetup(t)
+	release := lockManifest(t, m.root)
+	retries := m.stats(t).BusyRetries
+
+	newData := makeParquet(t, 300, 109)
+	result := make(chan writeOutcome, 1)
+	start := time.Now()
+	go func() { result <- writeFile(m.path("AAPL", "new.parquet"), newData) }()
+
+	// Reads of committed entries go on while the write waits for the lock.
+	for i := 0; i < 3; i++ {
+		wantBytes(t, m.path("AAPL", "k.parquet"), data)
+		time.Sleep(500 * time.Millisecond)
+	}
+	var o writeOutcome
+	select {
+	case o = <-result:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("close still blocked after %v of lock", time.Since(start))
+	}
+	if o.Op != "close" || o.errno() != syscall.EIO {
+		t.Fatalf("commit while another process holds the manifest lock: %v, want EIO at close", o)
+	}
+	t.Logf("close failed with EIO after %v", time.Since(start).Round(time.Millisecond))
+	wantBytes(t, m.path("AAPL", "k.parquet"), data)
+	m.wantErrorListed(t, "AAPL/new.parquet", "busy")
+	if st := m.stats(t); st.BusyRetries <= retries {
+		t.Errorf("busy_retries %d, was %d: the waits are not counted", st.BusyRetries, retries)
+	}
+	release()
+
+	wantAbsent(t, m.path("AAPL", "new.parquet"))
+	wantUnchanged(t, m, data)
+	m.wantRejected(t, 1)
+	// The lock is gone: commits work again.
+	commitFile(t, m.path("AAPL", "new.parquet"), newData)
+	wantBytes(t, m.path("AAPL", "new.parquet"), newData)
+}

@@ -54,6 +54,7 @@ var controlFiles = []struct {
 
 func (d *controlDir) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	dirAttr(d.fsys, &out.Attr)
+	out.SetTimeout(d.fsys.cfg.CacheTimeout)
 	return 0
 }
 
@@ -62,6 +63,7 @@ func (d *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		if cf.name == name {
 			node := &controlFile{fsys: d.fsys, name: cf.name, writable: cf.writable}
 			node.fill(&out.Attr)
+			d.fsys.cacheName(out, 0)
 			return d.NewPersistentInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: cf.ino}), 0
 		}
 	}

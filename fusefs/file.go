@@ -73,7 +73,18 @@ func (n *fileNode) setEntry(e manifest.Entry) {
 
 func (n *fileNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fill(&out.Attr)
+	n.attrTimeout(out)
 	return 0
+}
+
+// attrTimeout lets the kernel cache the attributes of a committed version
+// shared by readers; a file being created or a writer's private inode
+// changes under its writer and is never cached.
+func (n *fileNode) attrTimeout(out *fuse.AttrOut) {
+	e, created := n.current()
+	if e != nil && created == nil && !n.private {
+		out.SetTimeout(entryAttrTimeout)
+	}
 }
 
 // fill writes the attributes of the node's current state.
@@ -159,6 +170,7 @@ func (n *fileNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 	// shows the committed version even to a writer replacing it: the kernel
 	// applies it to the inode readers share.
 	n.fill(&out.Attr)
+	n.attrTimeout(out)
 	return 0
 }
 

@@ -187,17 +187,13 @@ type MountOptions struct {
 
 // Mount serves fsys at mountpoint until the returned server is unmounted.
 func Mount(mountpoint string, fsys *FS, mo MountOptions) (*fuse.Server, error) {
-	timeout := fsys.cfg.CacheTimeout
-	// Absent names are not cached: a name must be visible to everyone as
-	// soon as its commit returns, and a negative entry has no inode that a
-	// commit or the change log could invalidate.
-	negative := time.Duration(0)
+	// No default cache timeouts: every reply sets its own (see cacheName),
+	// and absent names are not cached at all: a name must be visible to
+	// everyone as soon as its commit returns, and a negative entry has no
+	// inode that a commit or the change log could invalidate.
 	opts := &fs.Options{
-		EntryTimeout:    &timeout,
-		AttrTimeout:     &timeout,
-		NegativeTimeout: &negative,
-		UID:             fsys.cfg.UID,
-		GID:             fsys.cfg.GID,
+		UID: fsys.cfg.UID,
+		GID: fsys.cfg.GID,
 		MountOptions: fuse.MountOptions{
 			FsName:     mo.FsName,
 			Name:       "featurefs",
@@ -305,6 +301,18 @@ func (fsys *FS) redirectDone(symbol, key string, tid uint32) {
 func (fsys *FS) superseded(ctx context.Context, id int64) bool {
 	_, err := fsys.db.GetByID(ctx, id)
 	return errors.Is(err, manifest.ErrNotFound)
+}
+
+// entryAttrTimeout is how long the kernel keeps a committed entry's
+// attributes: short, so stat shows access times as they move.
+const entryAttrTimeout = time.Second
+
+// cacheName lets the kernel cache a committed name for CacheTimeout and its
+// attributes for attr. Names of files not committed yet get no call and so
+// are never cached: everyone else's next lookup must ask again.
+func (fsys *FS) cacheName(out *fuse.EntryOut, attr time.Duration) {
+	out.SetEntryTimeout(fsys.cfg.CacheTimeout)
+	out.SetAttrTimeout(attr)
 }
 
 // newIno hands out an inode number for a file that has no row id yet.

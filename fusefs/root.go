@@ -35,6 +35,7 @@ var (
 
 func (r *rootNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	dirAttr(r.fsys, &out.Attr)
+	out.SetTimeout(r.fsys.cfg.CacheTimeout)
 	return 0
 }
 
@@ -42,6 +43,7 @@ func (r *rootNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 	// chmod/chown/utimes of the mountpoint succeed and change nothing, as for
 	// every directory here (cp -rp and rsync -a set them).
 	dirAttr(r.fsys, &out.Attr)
+	out.SetTimeout(r.fsys.cfg.CacheTimeout)
 	return 0
 }
 
@@ -64,12 +66,14 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 func (r *rootNode) symbolInode(ctx context.Context, name string, out *fuse.EntryOut) *fs.Inode {
 	dirAttr(r.fsys, &out.Attr)
+	r.fsys.cacheName(out, r.fsys.cfg.CacheTimeout)
 	out.Ino = symbolIno(name)
 	return r.NewInode(ctx, &symbolNode{fsys: r.fsys, name: name}, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: out.Ino})
 }
 
 func (r *rootNode) controlDir(ctx context.Context, out *fuse.EntryOut) *fs.Inode {
 	dirAttr(r.fsys, &out.Attr)
+	r.fsys.cacheName(out, r.fsys.cfg.CacheTimeout)
 	out.Ino = controlDirIno
 	return r.NewPersistentInode(ctx, &controlDir{fsys: r.fsys}, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: controlDirIno})
 }

@@ -44,11 +44,13 @@ func (s *symbolNode) symbol() string {
 
 func (s *symbolNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	dirAttr(s.fsys, &out.Attr)
+	out.SetTimeout(s.fsys.cfg.CacheTimeout)
 	return 0
 }
 
 func (s *symbolNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	dirAttr(s.fsys, &out.Attr)
+	out.SetTimeout(s.fsys.cfg.CacheTimeout)
 	return 0
 }
 
@@ -88,6 +90,7 @@ func (fsys *FS) entryInode(ctx context.Context, parent *fs.Inode, e manifest.Ent
 		existing.setEntry(e)
 	}
 	fsys.entryAttr(&out.Attr, &e)
+	fsys.cacheName(out, entryAttrTimeout)
 	return child
 }
 
@@ -98,13 +101,13 @@ func (s *symbolNode) writerInode(ctx context.Context, e manifest.Entry, out *fus
 	node := &fileNode{fsys: s.fsys, entry: &e, private: true}
 	child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: s.fsys.newIno()})
 	node.fill(&out.Attr)
-	out.SetEntryTimeout(1)
-	out.SetAttrTimeout(1)
 	return child
 }
 
 func (s *symbolNode) scratchInode(ctx context.Context, sc *scratchNode, out *fuse.EntryOut) *fs.Inode {
 	sc.fill(&out.Attr)
+	// Scratch files change size with every write: no attribute caching.
+	s.fsys.cacheName(out, 0)
 	child := s.NewInode(ctx, sc, fs.StableAttr{Mode: fuse.S_IFREG, Ino: sc.ino})
 	return child
 }
@@ -140,11 +143,9 @@ func (s *symbolNode) Create(ctx context.Context, name string, flags uint32, mode
 		node := &fileNode{fsys: s.fsys, created: c, io: ioModes{writers: 1}}
 		ino := s.fsys.newIno()
 		child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: ino})
+		// The name is not cached (no cacheName): until the commit it exists
+		// for its creator's descriptor only, and others' lookups must ask.
 		node.fill(&out.Attr)
-		// The name must not be cached: until the commit it exists for its
-		// creator's descriptor only, and others' lookups must ask again.
-		out.SetEntryTimeout(1)
-		out.SetAttrTimeout(1)
 		h := &writeHandle{fsys: s.fsys, node: node, symbol: sym, key: key, content: c}
 		s.fsys.stats.openWriters.Add(1)
 		return child, h, fuse.FOPEN_DIRECT_IO, 0

@@ -1,0 +1,154 @@
+package integration
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// asNobody runs a shell script as an unprivileged user (uid/gid 65534) and
+// returns its combined output and error.
+func asNobody(t *testing.T, script string) (string, error) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("switching to an unprivileged user needs root")
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-c", script)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// openDirs lets an unprivileged user reach paths under t.TempDir (mode 0700
+// by default) without opening the cache root's contents to it.
+func openDirs(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		for p := d; p != "/" && p != "."; p = filepath.Dir(p) {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+				if err := os.Chmod(p, fi.Mode().Perm()|0o011); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+func TestMountIsPrivateWithoutAllowOther(t *testing.T) {
+	m := mountT(t)
+	sh(t, "mkdir", m.path("AAPL"))
+	openDirs(t, filepath.Dir(m.dir))
+	out, err := asNobody(t, "ls "+m.dir)
+	if err == nil {
+		t.Fatalf("another user listed a private mount: %s", out)
+	}
+	if !strings.Contains(out, "Permission denied") {
+		t.Errorf("want Permission denied, got: %s", out)
+	}
+}
+
+func TestAllowOtherLetsOthersReadButNotWrite(t *testing.T) {
+	m := mountT(t, "--allow-other")
+	src := t.TempDir()
+	v := writeFixture(t, src, "v.parquet", 500, 7)
+	sh(t, "mkdir", m.path("AAPL"))
+	sh(t, "cp", v, m.path("AAPL", "k.parquet"))
+	openDirs(t, filepath.Dir(m.dir), src)
+	want := sha256File(t, v)
+
+	out, err := asNobody(t, "sha256sum "+m.path("AAPL", "k.parquet"))
+	if err != nil || !strings.HasPrefix(out, want) {
+		t.Fatalf("another user could not read an entry with --allow-other: %v %s", err, out)
+	}
+	for name, script := range map[string]string{
+		"overwrite entry":  "cp " + v + " " + m.path("AAPL", "k.parquet"),
+		"create entry":     "cp " + v + " " + m.path("AAPL", "new.parquet"),
+		"remove entry":     "rm -f " + m.path("AAPL", "k.parquet"),
+		"mkdir symbol":     "mkdir " + m.path("MSFT"),
+		"run gc":           "echo run > " + m.path(".control", "gc"),
+		"write stats":      "echo x > " + m.path(".control", "stats"),
+		"chmod setuid":     "chmod 4755 " + m.path("AAPL", "k.parquet"),
+		"rename entry":     "mv " + m.path("AAPL", "k.parquet") + " " + m.path("AAPL", "x.parquet"),
+		"truncate entry":   "truncate -s 0 " + m.path("AAPL", "k.parquet"),
+		"scratch file":     "echo x > " + m.path("AAPL", ".tmp"),
+		"symlink in mount": "ln -s /etc/passwd " + m.path("AAPL", "link.parquet"),
+	} {
+		if out, err := asNobody(t, script); err == nil {
+			t.Errorf("%s: another user succeeded: %s", name, out)
+		}
+	}
+	if got := sha256File(t, m.path("AAPL", "k.parquet")); got != want {
+		t.Error("the entry changed after refused writes")
+	}
+	if names := strings.Fields(sh(t, "ls", "-A", m.dir)); len(names) != 1 || names[0] != "AAPL" {
+		t.Errorf("root listing after refused writes: %v", names)
+	}
+}
+
+func TestSetuidAndModeBitsAreNeverKept(t *testing.T) {
+	m := mountT(t)
+	src := t.TempDir()
+	v := writeFixture(t, src, "v.parquet", 100, 8)
+	sh(t, "mkdir", m.path("S"))
+	sh(t, "cp", v, m.path("S", "k.parquet"))
+	sh(t, "chmod", "6777", m.path("S", "k.parquet"))
+	var st syscall.Stat_t
+	if err := syscall.Stat(m.path("S", "k.parquet"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o644 {
+		t.Errorf("mode after chmod 6777 is %o, want 644", st.Mode&0o7777)
+	}
+}
+
+func TestCorruptManifestRefusesToMountAndIsKept(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	base := t.TempDir()
+	root, mnt := filepath.Join(base, "cache"), filepath.Join(base, "mnt")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	garbage := bytes.Repeat([]byte("not a database, just bytes. "), 200)
+	db := filepath.Join(root, "manifest.db")
+	if err := os.WriteFile(db, garbage, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(fsmountBin, "mount", "--cache-root", root, mnt)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() {
+		out, err = cmd.CombinedOutput()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		if isMounted(mnt) {
+			_ = exec.Command("umount", "-l", mnt).Run()
+		}
+		t.Fatal("fsmount kept running on a corrupt manifest")
+	}
+	if isMounted(mnt) {
+		_ = exec.Command("umount", "-l", mnt).Run()
+		t.Fatal("fsmount mounted a corrupt manifest")
+	}
+	if err == nil {
+		t.Fatalf("fsmount exited 0 on a corrupt manifest: %s", out)
+	}
+	if !strings.Contains(string(out), "manifest.db") || !strings.Contains(strings.ToLower(string(out)), "not a valid manifest") {
+		t.Errorf("the message should name the file and say what is wrong: %s", out)
+	}
+	after, rerr := os.ReadFile(db)
+	if rerr != nil || !bytes.Equal(after, garbage) {
+		t.Error("the corrupt manifest was changed; it must be kept as it was for inspection")
+	}
+}

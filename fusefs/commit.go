@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"featurefs/hashing"
 	"featurefs/manifest"
@@ -13,6 +14,10 @@ import (
 // the row makes the version visible, so a failure at any step leaves the
 // previous version as it was. The caller holds no lock on c.
 func (fsys *FS) commit(ctx context.Context, symbol, key string, c *content) (manifest.Entry, error) {
+	// A signal to the writer interrupts the FUSE request its close waits on,
+	// but close(2) is not restartable: a commit is carried through once
+	// begun, and its result is what close returns.
+	ctx = context.WithoutCancel(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	entry, err := fsys.commitLocked(ctx, symbol, key, c)
@@ -70,7 +75,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 		ModTimeNS:   c.mtimeNS,
 	}
 	fsys.failpoint("commit-before-row")
-	committed, replaced, err := fsys.db.Commit(context.WithoutCancel(ctx), e)
+	committed, replaced, err := fsys.db.Commit(ctx, e)
 	if err != nil {
 		// No row names the blob, so removing it cannot hurt a reader.
 		fsys.releasePublished(pub)
@@ -104,10 +109,48 @@ func (fsys *FS) releasePublished(pub interface{ Release() error }) {
 	}
 }
 
-// removeBlob deletes the blob of a version whose row is already gone.
+// retireDelay is how long the blob of a replaced or removed version
+// outlives its row. An open that resolved the name just before the change
+// reaches the old inode a moment later; with the blob still there it reads
+// the old version, whole, instead of failing. A crash meanwhile leaves an
+// orphan for GC.
+const retireDelay = 5 * time.Second
+
+// removeBlob deletes, after retireDelay, the blob of a version whose row is
+// already gone.
 func (fsys *FS) removeBlob(path string) {
+	fsys.retiredMu.Lock()
+	defer fsys.retiredMu.Unlock()
+	if fsys.retired == nil {
+		fsys.retired = make(map[string]*time.Timer)
+	}
+	fsys.retired[path] = time.AfterFunc(retireDelay, func() {
+		fsys.retiredMu.Lock()
+		delete(fsys.retired, path)
+		fsys.retiredMu.Unlock()
+		fsys.removeNow(path)
+	})
+}
+
+func (fsys *FS) removeNow(path string) {
 	if err := fsys.store.Remove(path); err != nil {
 		// GC collects it as an orphan later.
 		fsys.log.Warn("remove blob of a removed version", "path", path, "err", err)
+	}
+}
+
+// removeRetired deletes every blob still waiting for its delay (shutdown).
+func (fsys *FS) removeRetired() {
+	fsys.retiredMu.Lock()
+	var paths []string
+	for path, t := range fsys.retired {
+		if t.Stop() {
+			paths = append(paths, path)
+		}
+		delete(fsys.retired, path)
+	}
+	fsys.retiredMu.Unlock()
+	for _, path := range paths {
+		fsys.removeNow(path)
 	}
 }

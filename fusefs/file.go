@@ -197,10 +197,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		sym, key = e.Symbol, e.Key
 	}
 	if write {
-		if caller, ok := fuse.FromContext(ctx); ok && located {
-			if n.private {
-				n.fsys.redirectDone(sym, key, caller.Pid)
-			} else if n.fsys.redirectWriter(sym, key, caller.Pid) {
+		if caller, ok := fuse.FromContext(ctx); ok && located && !n.private {
+			if n.fsys.redirectWriter(sym, key, caller.Pid) {
 				// Readers share this inode: have the kernel look the name
 				// up again, and give this writer an inode of its own.
 				return nil, 0, syscall.ESTALE
@@ -219,9 +217,22 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		if flags&syscall.O_TRUNC == 0 {
 			base = e
 		}
+		h := n.openWriter(sym, key, base)
+		if n.private {
+			// The inode is this writer's alone: its fstat may show the
+			// pending size, as for a created file.
+			if caller, ok := fuse.FromContext(ctx); ok {
+				n.fsys.redirectDone(sym, key, caller.Pid)
+			}
+			n.mu.Lock()
+			if n.created == nil {
+				n.created = h.content
+			}
+			n.mu.Unlock()
+		}
 		// Direct I/O keeps the new version's bytes out of the page cache of
-		// this inode, which belongs to the committed version readers see.
-		return n.openWriter(sym, key, base), fuse.FOPEN_DIRECT_IO, 0
+		// an inode that may belong to the committed version readers see.
+		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
 	if n.private {
 		// A writer's private inode, reached by a reader racing the
@@ -452,10 +463,8 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 		return syscall.EINVAL
 	}
 	sym, key := h.symbol, h.key
-	parent := (*fs.Inode)(nil)
 	if s, k, ok := h.fsys.location(&h.node.Inode); ok {
 		sym, key = s, k
-		_, parent = h.node.Parent()
 	}
 	e, err := h.fsys.commit(ctx, sym, key, h.content)
 	if err != nil {
@@ -465,21 +474,25 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	}
 	h.symbol, h.key = sym, key
 	h.node.mu.Lock()
-	replaced := h.node.created == nil && h.node.entry != nil
-	if !replaced {
-		// The creator's node now shows the committed version.
+	// A version readers share keeps showing itself to them; any other node
+	// (a created file, a writer's private inode) now shows the new one.
+	shared := !h.node.private && h.node.created == nil && h.node.entry != nil
+	if !shared {
 		h.node.entry = &e
 	}
+	replaced := shared || h.node.private
 	h.node.mu.Unlock()
-	if replaced && parent != nil {
-		// The name now leads to a new inode: drop the kernel's cached
-		// dentry so nobody pairs the old inode's size with the new bytes.
-		// A created file needs no such call (its dentry is never cached),
-		// and it is avoided where it can be: the call waits for the
-		// directory's lock, and a daemon killed while waiting can exit only
-		// once the kernel connection is aborted.
-		if errno := parent.NotifyEntry(entryName(key)); errno != 0 && errno != syscall.ENOENT {
-			h.fsys.log.Warn("notify entry", "name", entryName(key), "errno", errno)
+	if replaced {
+		// Others may hold the name cached as the replaced version's inode:
+		// drop it so nobody pairs the old inode's size with the new bytes.
+		// A created file needs no such call (its name is never cached), and
+		// it is avoided where it can be: the call waits for the directory's
+		// lock, and a daemon killed while waiting can exit only once its
+		// kernel connection is aborted.
+		if dir := h.fsys.root.EmbeddedInode().GetChild(sym); dir != nil {
+			if errno := dir.NotifyEntry(entryName(key)); errno != 0 && errno != syscall.ENOENT {
+				h.fsys.log.Warn("notify entry", "name", entryName(key), "errno", errno)
+			}
 		}
 	}
 	return 0

@@ -111,6 +111,11 @@ type FS struct {
 	scratchMu sync.Mutex
 	scratch   map[scratchKey]*scratchNode
 
+	// retired holds the blobs of replaced or removed versions until their
+	// delay has passed (see removeBlob).
+	retiredMu sync.Mutex
+	retired   map[string]*time.Timer
+
 	// redirects marks writers sent back to look their name up again, so
 	// that the lookup gives them a private inode (see redirectWriter).
 	redirectMu sync.Mutex
@@ -228,6 +233,7 @@ func permissionOptions(allowOther bool) []string {
 
 // Close discards every uncommitted scratch file; the mount must be gone.
 func (fsys *FS) Close() {
+	fsys.removeRetired()
 	fsys.scratchMu.Lock()
 	defer fsys.scratchMu.Unlock()
 	for k, s := range fsys.scratch {

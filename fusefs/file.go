@@ -197,7 +197,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		sym, key = e.Symbol, e.Key
 	}
 	if write {
-		if caller, ok := fuse.FromContext(ctx); ok && located && !n.private {
+		// Redirect even a node that has left the tree (a lookup racing a
+		// replace can leave the kernel a stale name for a moment): the
+		// retry looks the name up afresh.
+		if caller, ok := fuse.FromContext(ctx); ok && !n.private {
 			if n.fsys.redirectWriter(sym, key, caller.Pid) {
 				// Readers share this inode: have the kernel look the name
 				// up again, and give this writer an inode of its own.

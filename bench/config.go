@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+var errUsage = errors.New("usage")
+
+// config is what one run measures and where.
+type config struct {
+	dir        string // work directory; "" means a temporary one, removed at the end
+	size       int64  // target size of each of the two big parquet files
+	small      int    // small entries for open/stat
+	listing    int    // entries in the ls -l symbol; 0 skips that part
+	huge       int64  // size of the sparse commit; 0 skips that part
+	runs       int
+	writers    int // concurrent writer processes for commits
+	perWriter  int // files each writer commits per run
+	fioIOs     int // random reads per fio run
+	out        string
+	smoke      bool
+	args       []string // as given, for the report
+	featureDir string   // set by run: the module root
+}
+
+func parseFlags(args []string) (config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var (
+		cfg     = config{args: args}
+		size    = fs.String("size", "1GiB", "size of each big parquet file (snappy ticks, uncompressed cents)")
+		huge    = fs.String("huge", "10GiB", "size of the sparse parquet whose commit is timed (0 skips)")
+		listing = fs.Int("listing", 100000, "entries in the symbol listed with ls -l (0 skips; slow to build once)")
+	)
+	fs.StringVar(&cfg.dir, "dir", "", "work directory; data files found there are reused (default: a temporary directory, removed afterwards)")
+	fs.IntVar(&cfg.small, "small", 10000, "small entries (4-16 KiB) for open+read+close and stat")
+	fs.IntVar(&cfg.runs, "runs", 5, "runs per figure (median shown with min-max)")
+	fs.IntVar(&cfg.writers, "writers", 20, "concurrent writer processes in the commit test")
+	fs.IntVar(&cfg.perWriter, "per-writer", 10, "1 MiB files each writer commits per run")
+	fs.IntVar(&cfg.fioIOs, "fio-ios", 4096, "random 64 KiB reads per fio run")
+	fs.StringVar(&cfg.out, "out", "", "also write the report to this file")
+	fs.BoolVar(&cfg.smoke, "smoke", false, "CI mode: tiny sizes, one run, skip the huge commit and the big listing, judge nothing")
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, errUsage
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if cfg.size, err = parseSize(*size); err != nil || cfg.size <= 0 {
+		return cfg, fmt.Errorf("--size: want a positive size like 64MiB, got %q", *size)
+	}
+	if cfg.huge, err = parseSize(*huge); err != nil || cfg.huge < 0 {
+		return cfg, fmt.Errorf("--huge: want a size like 10GiB or 0, got %q", *huge)
+	}
+	cfg.listing = *listing
+	if cfg.smoke {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		defaults := map[string]func(){
+			"size":       func() { cfg.size = 8 << 20 },
+			"small":      func() { cfg.small = 200 },
+			"runs":       func() { cfg.runs = 1 },
+			"listing":    func() { cfg.listing = 0 },
+			"huge":       func() { cfg.huge = 0 },
+			"per-writer": func() { cfg.perWriter = 1 },
+			"fio-ios":    func() { cfg.fioIOs = 64 },
+		}
+		for name, apply := range defaults {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	if cfg.runs < 1 || cfg.small < 1 || cfg.writers < 1 || cfg.perWriter < 1 || cfg.fioIOs < 1 || cfg.listing < 0 {
+		return cfg, fmt.Errorf("--runs, --small, --writers, --per-writer and --fio-ios must be positive, --listing not negative")
+	}
+	return cfg, nil
+}
+
+// command is how to rerun this configuration.
+func (c config) command() string {
+	parts := []string{"go", "run", "./bench"}
+	for _, a := range c.args {
+		if strings.ContainsAny(a, " \t'\"$") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// parseSize reads sizes like 64MiB, 1GiB, 10G or 4096 (binary units).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseFloat(num, 64)
+			if err != nil {
+				return 0, err
+			}
+			return int64(n * float64(u.mult)), nil
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// logf narrates the run on stderr; the report goes to stdout.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}

@@ -14,7 +14,7 @@ STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 TEST_TOOLS  := fusermount3:fuse3 rsync:rsync getfattr:attr zstd:zstd sqlite3:sqlite3 node:nodejs npm:npm
 FUZZTIME    ?= 10s
 
-.PHONY: mount build test deps check unit fuzz integration bench clean
+.PHONY: mount build test deps check unit fuzz integration bench bench-packages clean
 
 ## mount: build fsmount and serve $(CACHE_ROOT) at $(MOUNTPOINT) in the foreground (Ctrl-C unmounts)
 mount: build
@@ -64,9 +64,15 @@ integration:
 		for m in $$left; do umount -l "$$m" 2>/dev/null || fusermount3 -u -z "$$m" || true; done; exit 1; fi; \
 	exit $$status
 
-## bench: the side-by-side benchmarks (long; not part of test)
+## bench: the side-by-side suite against native disk, go-fuse loopback and squashfuse (long; not part of test)
+BENCH_DIR ?= /var/tmp/featurefs-bench
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./hashing ./blobstore ./manifest
+	$(GO) run ./bench --dir "$(BENCH_DIR)" --out "$(BENCH_DIR)/results.md"
+
+## bench-packages: the package micro-benchmarks (hashing, blobstore, manifest, gc at 100k entries)
+bench-packages:
+	$(GO) test -run '^$$' -bench . -benchtime 2x ./hashing ./blobstore ./manifest
+	$(GO) test ./gc -run '^$$' -bench GC -benchtime 1x -gc.scale 100000
 
 clean:
 	rm -rf bin

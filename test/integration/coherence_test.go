@@ -27,8 +27,8 @@ func TestSecondDaemonSeesCommitOverwriteAndRemoveWithinTwoSeconds(t *testing.T) 
 	if err := os.Mkdir(a.path("AAPL"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	v1 := mustTickParquet(t, 20_000, 1)
-	v2 := mustTickParquet(t, 35_000, 2) // a different size, so a stale size shows
+	v1 := makeParquet(t, 20_000, 1)
+	v2 := makeParquet(t, 35_000, 2) // a different size, so a stale size shows
 	name := "k.parquet"
 
 	// Commit through a; b sees it whole.
@@ -118,7 +118,7 @@ func TestStandaloneGCWhileMountedShowsWithinTwoSeconds(t *testing.T) {
 	data := make(map[string][]byte)
 	for i := 0; i < 6; i++ {
 		name := fmt.Sprintf("e%d.parquet", i)
-		data[name] = mustTickParquet(t, 2000+i, uint64(40+i))
+		data[name] = makeParquet(t, 2000+i, uint64(40+i))
 		if err := os.WriteFile(a.path("MSFT", name), data[name], 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func TestConcurrentWritersAndReadersLoseNothing(t *testing.T) {
 			}
 			pw := plannedWrite{Path: path, Rows: 2000 + (w*perWriter+j)*97%18000, Seed: uint64(1000 + w*perWriter + j)}
 			p.Writes = append(p.Writes, pw)
-			versions[path] = append(versions[path], stressSHA(mustTickParquet(t, pw.Rows, pw.Seed)))
+			versions[path] = append(versions[path], stressSHA(makeParquet(t, pw.Rows, pw.Seed)))
 		}
 		plans = append(plans, p)
 	}
@@ -55,7 +55,7 @@ func TestConcurrentWritersAndReadersLoseNothing(t *testing.T) {
 		for r := 0; r < overwrites; r++ {
 			pw := plannedWrite{Path: hot, Rows: 3000 + o*1000 + r*100, Seed: uint64(5000 + o*overwrites + r)}
 			p.Writes = append(p.Writes, pw)
-			versions[hot] = append(versions[hot], stressSHA(mustTickParquet(t, pw.Rows, pw.Seed)))
+			versions[hot] = append(versions[hot], stressSHA(makeParquet(t, pw.Rows, pw.Seed)))
 		}
 		plans = append(plans, p)
 	}

@@ -204,7 +204,7 @@ func TestSigtermWithHalfWrittenFileExitsAndNeverCommitsIt(t *testing.T) {
 	if err := os.Mkdir(m.path("SYM"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(m.path("SYM", "kept.parquet"), mustTickParquet(t, 1000, 7), 0o644); err != nil {
+	if err := os.WriteFile(m.path("SYM", "kept.parquet"), makeParquet(t, 1000, 7), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ready := filepath.Join(t.TempDir(), "ready")
@@ -265,7 +265,7 @@ func TestSigtermWithHalfWrittenFileExitsAndNeverCommitsIt(t *testing.T) {
 			t.Errorf("half-written file after the writer gave up: stat = %v, want ENOENT", err)
 		}
 	}
-	if got, _, err := streamSHA(m.path("SYM", "kept.parquet")); err != nil || got != stressSHA(mustTickParquet(t, 1000, 7)) {
+	if got, _, err := streamSHA(m.path("SYM", "kept.parquet")); err != nil || got != stressSHA(makeParquet(t, 1000, 7)) {
 		t.Errorf("entry committed before SIGTERM: %s, %v", got, err)
 	}
 	if out, code := runFsmount(t, "verify", "--cache-root", m.root); code != 0 {

@@ -3,15 +3,12 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 )
 
 // tick is one row of the synthetic market data the tests write.
@@ -24,35 +21,15 @@ type tick struct {
 // tickStart is the first row's time; row i is i seconds later.
 var tickStart = time.Date(2024, 3, 1, 14, 30, 0, 0, time.UTC)
 
-// makeParquet returns a parquet file of rows ticks, different per seed.
+// makeParquet returns a parquet file of rows ticks, different per seed
+// (the same seed always gives the same bytes).
 func makeParquet(t testing.TB, rows int, seed uint64) []byte {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[tick](&buf, parquet.Compression(&parquet.Snappy))
-	batch := make([]tick, 0, 4096)
-	price := 100.0
-	for i := 0; i < rows; i++ {
-		price += rng.NormFloat64() * 0.05
-		batch = append(batch, tick{
-			TS:     tickStart.Add(time.Duration(i) * time.Second),
-			Price:  float64(int(price*100)) / 100,
-			Volume: rng.Int64N(10_000),
-		})
-		if len(batch) == cap(batch) {
-			if _, err := w.Write(batch); err != nil {
-				t.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-	}
-	if _, err := w.Write(batch); err != nil {
+	data, err := tickParquet(rows, seed)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return data
 }
 
 // writeFixture writes a parquet file of rows ticks into dir and returns its path.

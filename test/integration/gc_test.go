@@ -28,7 +28,7 @@ func TestControlGCRunsRetentionAndSparesJustOpenedEntries(t *testing.T) {
 	}
 	data := make(map[string][]byte)
 	for _, key := range []string{"old", "opened", "fresh"} {
-		data[key] = mustTickParquet(t, 3000, uint64(len(key)))
+		data[key] = makeParquet(t, 3000, uint64(len(key)))
 		if err := os.WriteFile(m.path("SPY", key+".parquet"), data[key], 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestGCEveryFewSecondsUnderLoadLosesNothing(t *testing.T) {
 				pw.PauseMS = 2600 // the staged file outlives the orphan grace
 			}
 			p.Writes = append(p.Writes, pw)
-			versions[pw.Path] = append(versions[pw.Path], stressSHA(mustTickParquet(t, pw.Rows, pw.Seed)))
+			versions[pw.Path] = append(versions[pw.Path], stressSHA(makeParquet(t, pw.Rows, pw.Seed)))
 		}
 		plans = append(plans, p)
 	}
@@ -231,7 +231,7 @@ func TestVerifyCatchesMissingBlobAndFlippedByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"flipped", "missing", "intact"} {
-		if err := os.WriteFile(m.path("QQQ", key+".parquet"), mustTickParquet(t, 2000, uint64(len(key))), 0o644); err != nil {
+		if err := os.WriteFile(m.path("QQQ", key+".parquet"), makeParquet(t, 2000, uint64(len(key))), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -281,7 +281,7 @@ func TestVerifyCatchesMissingBlobAndFlippedByte(t *testing.T) {
 	} else if !errors.Is(err, syscall.EIO) {
 		t.Errorf("read of an entry whose blob is gone: %v, want EIO", err)
 	}
-	if got, err := os.ReadFile(m.path("QQQ", "intact.parquet")); err != nil || !bytes.Equal(got, mustTickParquet(t, 2000, uint64(len("intact")))) {
+	if got, err := os.ReadFile(m.path("QQQ", "intact.parquet")); err != nil || !bytes.Equal(got, makeParquet(t, 2000, uint64(len("intact")))) {
 		t.Errorf("intact entry: %d bytes, %v", len(got), err)
 	}
 }

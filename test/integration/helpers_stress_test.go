@@ -73,15 +73,6 @@ func tickParquet(rows int, seed uint64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func mustTickParquet(t testing.TB, rows int, seed uint64) []byte {
-	t.Helper()
-	data, err := tickParquet(rows, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
 func stressSHA(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

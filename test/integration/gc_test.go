@@ -111,7 +111,7 @@ func TestGCEveryFewSecondsUnderLoadLosesNothing(t *testing.T) {
 		writers   = 10
 		perWriter = 40
 		keys      = 8 // per writer: later writes overwrite earlier ones
-		runFor    = 20 * time.Second
+		runFor    = 30 * time.Second
 	)
 	m := mountT(t, "--gc-interval", "3s", "--orphan-grace", "2s", "--retention", "24h")
 	for w := 0; w < writers; w++ {

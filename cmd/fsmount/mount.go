@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -75,12 +74,6 @@ func mountAction(c *cli.Context) error {
 	}
 	if err := prepareMountpoint(mnt, log); err != nil {
 		return err
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// Commits pass megabytes through short-lived buffers; with the
-		// default GOGC alone the heap grows to several times what is live.
-		// A soft limit makes the collector keep the daemon small.
-		debug.SetMemoryLimit(daemonMemoryLimit)
 	}
 
 	cache, err := openCache(c, true,
@@ -242,10 +235,6 @@ func unmount(server interface{ Unmount() error }, mnt string, log *slog.Logger) 
 		}
 	}
 }
-
-// daemonMemoryLimit is the daemon's soft memory limit (GOMEMLIMIT
-// overrides it).
-const daemonMemoryLimit = 96 << 20
 
 // releaseGrace is how long a detached mount may wait for its last open
 // files to close before the daemon exits anyway.

@@ -166,9 +166,7 @@ func (n *fileNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 		}
 	}
 	// Mode, owner and atime changes succeed and change nothing, so cp -p and
-	// rsync -a work; every entry is 0644 of the mounting user. The reply
-	// shows the committed version even to a writer replacing it: the kernel
-	// applies it to the inode readers share.
+	// rsync -a work; every entry is 0644 of the mounting user.
 	n.fill(&out.Attr)
 	n.attrTimeout(out)
 	return 0
@@ -197,45 +195,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		sym, key = e.Symbol, e.Key
 	}
 	if write {
-		// Redirect even a node that has left the tree (a lookup racing a
-		// replace can leave the kernel a stale name for a moment): the
-		// retry looks the name up afresh.
-		if caller, ok := fuse.FromContext(ctx); ok && !n.private {
-			if n.fsys.redirectWriter(sym, key, caller.Pid) {
-				// Readers share this inode: have the kernel look the name
-				// up again, and give this writer an inode of its own.
-				return nil, 0, syscall.ESTALE
-			}
-		}
-		n.mu.Lock()
-		if n.io.passthrough > 0 {
-			// The kernel fails a non-passthrough open of an inode that
-			// passthrough readers hold; its retry did not reach a lookup.
-			n.mu.Unlock()
-			return nil, 0, syscall.EBUSY
-		}
-		n.io.writers++
-		n.mu.Unlock()
-		var base *manifest.Entry
-		if flags&syscall.O_TRUNC == 0 {
-			base = e
-		}
-		h := n.openWriter(sym, key, base)
-		if n.private {
-			// The inode is this writer's alone: its fstat may show the
-			// pending size, as for a created file.
-			if caller, ok := fuse.FromContext(ctx); ok {
-				n.fsys.redirectDone(sym, key, caller.Pid)
-			}
-			n.mu.Lock()
-			if n.created == nil {
-				n.created = h.content
-			}
-			n.mu.Unlock()
-		}
-		// Direct I/O keeps the new version's bytes out of the page cache of
-		// an inode that may belong to the committed version readers see.
-		return h, fuse.FOPEN_DIRECT_IO, 0
+		return n.openWrite(ctx, e, sym, key, flags)
 	}
 	if n.private {
 		// A writer's private inode, reached by a reader racing the
@@ -269,6 +229,50 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	}
 	// The version never changes, so its pages stay valid across opens.
 	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// openWrite opens committed version e for writing a new version of
+// symbol/key.
+func (n *fileNode) openWrite(ctx context.Context, e *manifest.Entry, sym, key string, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	// Redirect even a node that has left the tree (a lookup racing a
+	// replace can leave the kernel a stale name for a moment): the
+	// retry looks the name up afresh.
+	if caller, ok := fuse.FromContext(ctx); ok && !n.private {
+		if n.fsys.redirectWriter(sym, key, caller.Pid) {
+			// Readers share this inode: have the kernel look the name
+			// up again, and give this writer an inode of its own.
+			return nil, 0, syscall.ESTALE
+		}
+	}
+	n.mu.Lock()
+	if n.io.passthrough > 0 {
+		// The kernel fails a non-passthrough open of an inode that
+		// passthrough readers hold; its retry did not reach a lookup.
+		n.mu.Unlock()
+		return nil, 0, syscall.EBUSY
+	}
+	n.io.writers++
+	n.mu.Unlock()
+	var base *manifest.Entry
+	if flags&syscall.O_TRUNC == 0 {
+		base = e
+	}
+	h := n.openWriter(sym, key, base)
+	if n.private {
+		// The inode is this writer's alone: its fstat may show the
+		// pending size, as for a created file.
+		if caller, ok := fuse.FromContext(ctx); ok {
+			n.fsys.redirectDone(sym, key, caller.Pid)
+		}
+		n.mu.Lock()
+		if n.created == nil {
+			n.created = h.content
+		}
+		n.mu.Unlock()
+	}
+	// Direct I/O keeps the new version's bytes out of the page cache of
+	// an inode that may belong to the committed version readers see.
+	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // openWriter starts a new version of symbol/key on this node, from base

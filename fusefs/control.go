@@ -53,8 +53,7 @@ var controlFiles = []struct {
 }
 
 func (d *controlDir) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	dirAttr(d.fsys, &out.Attr)
-	out.SetTimeout(d.fsys.cfg.CacheTimeout)
+	d.fsys.dirAttrOut(out)
 	return 0
 }
 

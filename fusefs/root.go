@@ -34,16 +34,14 @@ var (
 )
 
 func (r *rootNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	dirAttr(r.fsys, &out.Attr)
-	out.SetTimeout(r.fsys.cfg.CacheTimeout)
+	r.fsys.dirAttrOut(out)
 	return 0
 }
 
 func (r *rootNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	// chmod/chown/utimes of the mountpoint succeed and change nothing, as for
 	// every directory here (cp -rp and rsync -a set them).
-	dirAttr(r.fsys, &out.Attr)
-	out.SetTimeout(r.fsys.cfg.CacheTimeout)
+	r.fsys.dirAttrOut(out)
 	return 0
 }
 
@@ -188,6 +186,13 @@ func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 	}
 	out.FromStatfsT(&st)
 	return 0
+}
+
+// dirAttrOut answers GETATTR and SETATTR of a directory: directories never
+// change, so the kernel may keep them as long as names.
+func (fsys *FS) dirAttrOut(out *fuse.AttrOut) {
+	dirAttr(fsys, &out.Attr)
+	out.SetTimeout(fsys.cfg.CacheTimeout)
 }
 
 // dirAttr fills the attributes every directory shares.

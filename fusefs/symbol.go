@@ -43,14 +43,13 @@ func (s *symbolNode) symbol() string {
 }
 
 func (s *symbolNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	dirAttr(s.fsys, &out.Attr)
-	out.SetTimeout(s.fsys.cfg.CacheTimeout)
+	s.fsys.dirAttrOut(out)
 	return 0
 }
 
+// Setattr of a symbol directory succeeds and changes nothing (cp -rp, rsync -a).
 func (s *symbolNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	dirAttr(s.fsys, &out.Attr)
-	out.SetTimeout(s.fsys.cfg.CacheTimeout)
+	s.fsys.dirAttrOut(out)
 	return 0
 }
 

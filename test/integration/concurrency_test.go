@@ -102,19 +102,7 @@ func TestConcurrentWritersAndReadersLoseNothing(t *testing.T) {
 	if err := os.WriteFile(stop, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reads := 0
-	for i, h := range readers {
-		h.wait(t, 30*time.Second)
-		rep := h.readerReport(t)
-		reads += rep.Reads
-		for _, f := range rep.Failures {
-			t.Errorf("reader %d: %s", i, f)
-		}
-		if rep.Failed > len(rep.Failures) {
-			t.Errorf("reader %d: ... %d failed reads in all", i, rep.Failed)
-		}
-		t.Logf("reader %d: %d whole reads (%d MiB), %d not yet committed", i, rep.Reads, rep.Bytes>>20, rep.Misses)
-	}
+	reads := collectReaders(t, readers)
 	if reads == 0 {
 		t.Errorf("the readers read nothing")
 	}

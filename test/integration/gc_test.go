@@ -186,18 +186,7 @@ func TestGCEveryFewSecondsUnderLoadLosesNothing(t *testing.T) {
 			commits++
 		}
 	}
-	reads := 0
-	for i, h := range readers {
-		h.wait(t, 30*time.Second)
-		rep := h.readerReport(t)
-		reads += rep.Reads
-		for _, f := range rep.Failures {
-			t.Errorf("reader %d: %s", i, f)
-		}
-		if rep.Failed > len(rep.Failures) {
-			t.Errorf("reader %d: ... %d failed reads in all", i, rep.Failed)
-		}
-	}
+	reads := collectReaders(t, readers)
 	stats := controlFileJSON(t, m, "stats")
 	t.Logf("%d commits of %d entries, %d whole reads, %d scheduled and %d standalone gc runs, %d files cleaned",
 		commits, len(final), reads, jsonNum(t, stats, "gc_runs"), standalone, jsonNum(t, stats, "gc_files_cleaned"))

@@ -542,3 +542,23 @@ func streamSHA(path string) (string, int64, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
+
+// collectReaders waits for reader helpers, reports every failed read they
+// saw as a test error, and returns how many whole reads they made.
+func collectReaders(t testing.TB, readers []*helperProc) int {
+	t.Helper()
+	reads := 0
+	for i, h := range readers {
+		h.wait(t, 30*time.Second)
+		rep := h.readerReport(t)
+		reads += rep.Reads
+		for _, f := range rep.Failures {
+			t.Errorf("reader %d: %s", i, f)
+		}
+		if rep.Failed > len(rep.Failures) {
+			t.Errorf("reader %d: ... %d failed reads in all", i, rep.Failed)
+		}
+		t.Logf("reader %d: %d whole reads (%d MiB), %d not yet committed", i, rep.Reads, rep.Bytes>>20, rep.Misses)
+	}
+	return reads
+}

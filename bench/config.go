@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -24,8 +25,9 @@ type config struct {
 	fioIOs     int // random reads per fio run
 	out        string
 	smoke      bool
-	args       []string // as given, for the report
-	featureDir string   // set by run: the module root
+	parts      map[string]bool // parts to run by name; empty runs all
+	args       []string        // as given, for the report
+	featureDir string          // set by run: the module root
 }
 
 func parseFlags(args []string) (config, error) {
@@ -35,6 +37,7 @@ func parseFlags(args []string) (config, error) {
 		size    = fs.String("size", "1GiB", "size of each big parquet file (snappy ticks, uncompressed cents)")
 		huge    = fs.String("huge", "10GiB", "size of the sparse parquet whose commit is timed (0 skips)")
 		listing = fs.Int("listing", 100000, "entries in the symbol listed with ls -l (0 skips; slow to build once)")
+		parts   = fs.String("parts", "", "comma-separated parts to run ("+strings.Join(partNames, ", ")+"); default all")
 	)
 	fs.StringVar(&cfg.dir, "dir", "", "work directory; data files found there are reused (default: a temporary directory, removed afterwards)")
 	fs.IntVar(&cfg.small, "small", 10000, "small entries (4-16 KiB) for open+read+close and stat")
@@ -62,6 +65,16 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("--huge: want a size like 10GiB or 0, got %q", *huge)
 	}
 	cfg.listing = *listing
+	if *parts != "" {
+		cfg.parts = map[string]bool{}
+		for _, p := range strings.Split(*parts, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(partNames, p) {
+				return cfg, fmt.Errorf("--parts: unknown part %q (known: %s)", p, strings.Join(partNames, ", "))
+			}
+			cfg.parts[p] = true
+		}
+	}
 	if cfg.smoke {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -124,3 +137,6 @@ func parseSize(s string) (int64, error) {
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
+
+// partNames are the parts of a run, in the order they run (see run).
+var partNames = []string{"seq", "random", "small", "listing", "commits", "cp", "huge", "duckdb"}

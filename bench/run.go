@@ -119,18 +119,21 @@ func run(ctx context.Context, cfg config) (err error) {
 		skip bool
 		fn   func(context.Context) error
 	}{
-		{"sequential reads", false, b.seqReads},
-		{"random reads", false, b.randomReads},
-		{"small files", false, b.smallFiles},
+		{"seq", false, b.seqReads},
+		{"random", false, b.randomReads},
+		{"small", false, b.smallFiles},
 		{"listing", cfg.listing == 0, b.listing},
 		{"commits", false, b.commits},
 		{"cp", false, b.copyBig},
-		{"huge commit", cfg.huge == 0, b.hugeCommit},
-		{"DuckDB", false, b.query},
+		{"huge", cfg.huge == 0, b.hugeCommit},
+		{"duckdb", false, b.query},
 	}
 	var failed []error
 	var rssTrail []string
 	for _, p := range parts {
+		if len(cfg.parts) > 0 && !cfg.parts[p.name] {
+			continue
+		}
 		if p.skip {
 			b.notes = append(b.notes, p.name+": skipped.")
 			continue

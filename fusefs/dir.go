@@ -64,7 +64,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		if d.done {
 			return nil, 0
 		}
-		page, err := d.dir.fsys.db.List(ctx, d.dir.symbol(), d.after, listPage)
+		page, err := d.dir.fsys.db.List(uninterruptible(ctx), d.dir.symbol(), d.after, listPage)
 		if err != nil {
 			return nil, d.dir.fsys.fail("readdir", d.dir.symbol(), err)
 		}

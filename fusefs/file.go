@@ -157,7 +157,7 @@ func (n *fileNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 		case c != nil:
 			c.setMtime(mtime.UnixNano())
 		case e != nil:
-			if err := n.fsys.db.SetModTime(ctx, e.ID, mtime.UnixNano()); err != nil {
+			if err := n.fsys.db.SetModTime(uninterruptible(ctx), e.ID, mtime.UnixNano()); err != nil {
 				return n.fsys.fail("utimes", path, err)
 			}
 			updated := *e
@@ -198,8 +198,13 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return n.openWrite(ctx, e, sym, key, flags)
 	}
 	if n.private {
-		// A writer's private inode, reached by a reader racing the
-		// writer's lookup: send it back to the shared one.
+		// A writer's private inode, reached by a reader: racing the
+		// writer's lookup, or on a thread whose writer mark outlived its
+		// writer (an open that failed before reaching its inode). Clear
+		// the mark so that the kernel's retry looks up the shared inode.
+		if caller, ok := fuse.FromContext(ctx); ok {
+			n.fsys.redirectDone(sym, key, caller.Pid)
+		}
 		return nil, 0, syscall.ESTALE
 	}
 	r, err := n.fsys.store.OpenBlob(e.Path)

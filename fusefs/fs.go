@@ -119,7 +119,7 @@ type FS struct {
 	// redirects marks writers sent back to look their name up again, so
 	// that the lookup gives them a private inode (see redirectWriter).
 	redirectMu sync.Mutex
-	redirects  map[redirectKey]time.Time
+	redirects  map[redirectKey]redirectMark
 
 	// watchMu serialises polls of the manifest's change log.
 	watchMu     sync.Mutex
@@ -248,15 +248,25 @@ type redirectKey struct {
 	tid         uint32
 }
 
-// redirectTTL bounds how long a redirect waits for its lookup: the kernel
-// retries at once, so anything older is left over from a retry that did not
-// come.
-const redirectTTL = 2 * time.Second
+// redirectMark is a pending redirect: when it was made, and whether a
+// lookup has answered it with a private inode since.
+type redirectMark struct {
+	at     time.Time
+	looked bool
+}
+
+// redirectTTL is how long an unanswered mark is kept. The kernel retries at
+// once, but a loaded machine can delay the retry's lookup by seconds, and a
+// mark that expired before it would fail the writer with ESTALE; a mark left
+// over from an open that never came back only misdirects its own thread,
+// which redirectWriter and a reader's open both correct.
+const redirectTTL = 30 * time.Second
 
 // redirectWriter marks the calling thread's next lookup of symbol/key as a
-// writer's. It reports false when a fresh mark was already there: the
-// kernel's one retry did not come through a lookup, and the caller must
-// make do with the shared inode.
+// writer's and reports whether the caller should answer ESTALE. It reports
+// false when an unanswered mark was already there: the kernel's one retry
+// did not come through a lookup, and the caller must make do with the
+// shared inode.
 //
 // Why: a writer opening a committed version's inode would share it with the
 // version's readers, and the kernel then applies the writer's truncation and
@@ -269,19 +279,21 @@ func (fsys *FS) redirectWriter(symbol, key string, tid uint32) bool {
 	defer fsys.redirectMu.Unlock()
 	now := fsys.now()
 	if fsys.redirects == nil {
-		fsys.redirects = make(map[redirectKey]time.Time)
+		fsys.redirects = make(map[redirectKey]redirectMark)
 	}
-	for k, t := range fsys.redirects {
-		if now.Sub(t) > redirectTTL {
+	for k, m := range fsys.redirects {
+		if now.Sub(m.at) > redirectTTL {
 			delete(fsys.redirects, k)
 		}
 	}
 	k := redirectKey{symbol, key, tid}
-	if _, pending := fsys.redirects[k]; pending {
+	if m, pending := fsys.redirects[k]; pending && !m.looked {
 		delete(fsys.redirects, k)
 		return false
 	}
-	fsys.redirects[k] = now
+	// No mark, or one a lookup answered whose open never came (that
+	// syscall failed on its way): this is a new open, redirect it.
+	fsys.redirects[k] = redirectMark{at: now}
 	return true
 }
 
@@ -291,21 +303,38 @@ func (fsys *FS) redirectWriter(symbol, key string, tid uint32) bool {
 func (fsys *FS) redirected(symbol, key string, tid uint32) bool {
 	fsys.redirectMu.Lock()
 	defer fsys.redirectMu.Unlock()
-	t, ok := fsys.redirects[redirectKey{symbol, key, tid}]
-	return ok && fsys.now().Sub(t) <= redirectTTL
+	k := redirectKey{symbol, key, tid}
+	m, ok := fsys.redirects[k]
+	if !ok || fsys.now().Sub(m.at) > redirectTTL {
+		return false
+	}
+	m.looked = true
+	fsys.redirects[k] = m
+	return true
 }
 
-// redirectDone clears a writer's mark once it opened its private inode.
+// redirectDone clears a thread's mark: its writer opened its private inode,
+// or a reader on that thread was given one (see fileNode.Open).
 func (fsys *FS) redirectDone(symbol, key string, tid uint32) {
 	fsys.redirectMu.Lock()
 	defer fsys.redirectMu.Unlock()
 	delete(fsys.redirects, redirectKey{symbol, key, tid})
 }
 
+// uninterruptible drops the kernel's interrupt from a request's context, for
+// the short manifest queries behind lookups and namespace changes. The kernel
+// sends an interrupt whenever the caller takes any handled signal, and Go
+// programs take the runtime's preemption signal all the time: failing the
+// query with EINTR would give stat, unlink or rename an error no local
+// filesystem gives, and an interrupted lookup of a redirected writer sends
+// its retried open to the readers' inode. A fatal signal still ends the
+// caller: the kernel abandons the request without waiting for us.
+func uninterruptible(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // superseded reports whether the version with row id is no longer
 // committed (replaced or removed), as opposed to damaged.
 func (fsys *FS) superseded(ctx context.Context, id int64) bool {
-	_, err := fsys.db.GetByID(ctx, id)
+	_, err := fsys.db.GetByID(uninterruptible(ctx), id)
 	return errors.Is(err, manifest.ErrNotFound)
 }
 

@@ -52,7 +52,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	if checkComponent(name) != 0 {
 		return nil, syscall.ENOENT
 	}
-	ok, err := r.fsys.db.SymbolExists(ctx, name)
+	ok, err := r.fsys.db.SymbolExists(uninterruptible(ctx), name)
 	if err != nil {
 		return nil, r.fsys.fail("lookup", name, err)
 	}
@@ -77,7 +77,7 @@ func (r *rootNode) controlDir(ctx context.Context, out *fuse.EntryOut) *fs.Inode
 }
 
 func (r *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	symbols, err := r.fsys.db.Symbols(ctx)
+	symbols, err := r.fsys.db.Symbols(uninterruptible(ctx))
 	if err != nil {
 		return nil, r.fsys.fail("readdir", "/", err)
 	}
@@ -98,7 +98,7 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 	if errno := checkComponent(name); errno != 0 {
 		return nil, errno
 	}
-	if err := r.fsys.db.Mkdir(ctx, name); err != nil {
+	if err := r.fsys.db.Mkdir(uninterruptible(ctx), name); err != nil {
 		return nil, r.fsys.fail("mkdir", name, err)
 	}
 	return r.symbolInode(ctx, name, out), 0
@@ -111,7 +111,7 @@ func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if r.fsys.hasScratch(name) {
 		return syscall.ENOTEMPTY
 	}
-	if err := r.fsys.db.Rmdir(ctx, name); err != nil {
+	if err := r.fsys.db.Rmdir(uninterruptible(ctx), name); err != nil {
 		return toErrno(err)
 	}
 	return 0
@@ -136,7 +136,7 @@ func (r *rootNode) Rename(ctx context.Context, name string, newParent fs.InodeEm
 		return errno
 	}
 	if flags&unix.RENAME_NOREPLACE != 0 {
-		if ok, err := r.fsys.db.SymbolExists(ctx, newName); err != nil {
+		if ok, err := r.fsys.db.SymbolExists(uninterruptible(ctx), newName); err != nil {
 			return r.fsys.fail("rename", name, err)
 		} else if ok {
 			return syscall.EEXIST
@@ -147,7 +147,7 @@ func (r *rootNode) Rename(ctx context.Context, name string, newParent fs.InodeEm
 		// directory is not worth the complexity.
 		return syscall.EBUSY
 	}
-	if err := r.fsys.db.RenameSymbol(ctx, name, newName); err != nil {
+	if err := r.fsys.db.RenameSymbol(uninterruptible(ctx), name, newName); err != nil {
 		return toErrno(err)
 	}
 	return 0

@@ -63,7 +63,7 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		}
 		return s.scratchInode(ctx, sc, out), 0
 	case kindEntry:
-		e, err := s.fsys.db.Get(ctx, s.symbol(), key)
+		e, err := s.fsys.db.Get(uninterruptible(ctx), s.symbol(), key)
 		if err == manifest.ErrNotFound || (err != nil && toErrno(err) == syscall.ENOENT) {
 			s.fsys.stats.misses.Add(1)
 			return nil, syscall.ENOENT
@@ -134,7 +134,7 @@ func (s *symbolNode) Create(ctx context.Context, name string, flags uint32, mode
 		return child, &scratchHandle{node: sc}, fuse.FOPEN_DIRECT_IO, 0
 	case kindEntry:
 		if flags&syscall.O_EXCL != 0 {
-			if _, err := s.fsys.db.Get(ctx, sym, key); err == nil {
+			if _, err := s.fsys.db.Get(uninterruptible(ctx), sym, key); err == nil {
 				return nil, nil, 0, syscall.EEXIST
 			}
 		}
@@ -163,7 +163,7 @@ func (s *symbolNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		return 0
 	case kindEntry:
 		// Row first: once it is gone nobody new can reach the blob.
-		e, err := s.fsys.db.Delete(ctx, sym, key)
+		e, err := s.fsys.db.Delete(uninterruptible(ctx), sym, key)
 		if err != nil {
 			if toErrno(err) == syscall.ENOENT {
 				return syscall.ENOENT
@@ -228,7 +228,7 @@ func (s *symbolNode) Rename(ctx context.Context, name string, newParent fs.Inode
 		}()
 		return 0
 	case fromKind == kindEntry && toKind == kindEntry:
-		_, replaced, err := s.fsys.db.Rename(ctx, fromSym, fromKey, toSym, toKey)
+		_, replaced, err := s.fsys.db.Rename(uninterruptible(ctx), fromSym, fromKey, toSym, toKey)
 		if err != nil {
 			if toErrno(err) == syscall.ENOENT {
 				return syscall.ENOENT
@@ -254,7 +254,7 @@ func (fsys *FS) exists(ctx context.Context, symbol, name string) bool {
 	case kindScratch:
 		return fsys.scratchGet(symbol, name) != nil
 	case kindEntry:
-		_, err := fsys.db.Get(ctx, symbol, key)
+		_, err := fsys.db.Get(uninterruptible(ctx), symbol, key)
 		return err == nil
 	}
 	return false

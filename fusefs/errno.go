@@ -23,7 +23,7 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return syscall.ENOSPC
-	case errors.Is(err, syscall.EROFS):
+	case errors.Is(err, syscall.EROFS), errors.Is(err, manifest.ErrReadOnly):
 		return syscall.EROFS
 	case errors.Is(err, manifest.ErrNotFound):
 		return syscall.ENOENT

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -216,6 +217,15 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			return nil, 0, syscall.ESTALE
 		}
 		return nil, 0, n.fsys.fail("open", path, err)
+	}
+	if size := r.Size(); size != e.LogicalSize {
+		// A blob cut short (or grown) behind the daemon's back: serving
+		// it would hand out short bytes as a success, and by passthrough
+		// the reads would never even reach the daemon. OpenBlob has the
+		// size from its fstat already.
+		r.Close()
+		return nil, 0, n.fsys.fail("open", path, fmt.Errorf("blob %s holds %d bytes, the manifest says %d: %w",
+			e.Path, size, e.LogicalSize, blobstore.ErrCorrupt))
 	}
 	n.fsys.db.RecordAccess(e.ID, n.fsys.now())
 	n.fsys.stats.hits.Add(1)

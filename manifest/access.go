@@ -3,6 +3,7 @@ package manifest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -121,14 +122,28 @@ func (db *DB) flusher(interval time.Duration) {
 	defer close(db.flusherDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// readOnly is set while flushes fail because the file system refuses
+	// writes: that lasts until an operator repairs it, so it is logged once
+	// when it starts and once when it ends, not at every tick.
+	readOnly := false
 	for {
 		select {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*interval+30*time.Second)
-			if err := db.FlushAccess(ctx); err != nil {
-				db.log.Warn("access times not flushed; kept for the next flush", "err", err)
-			}
+			err := db.FlushAccess(ctx)
 			cancel()
+			switch {
+			case errors.Is(err, ErrReadOnly):
+				if !readOnly {
+					db.log.Warn("manifest is read-only: access times kept in memory until it is writable again", "err", err)
+				}
+				readOnly = true
+			case err != nil:
+				db.log.Warn("access times not flushed; kept for the next flush", "err", err)
+			case readOnly:
+				db.log.Info("manifest writable again: access times flushed")
+				readOnly = false
+			}
 		case <-db.stopFlusher:
 			return
 		}

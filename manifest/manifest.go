@@ -42,6 +42,10 @@ var (
 	ErrNotEmpty = errors.New("not empty")
 	// ErrBusy: the database stayed locked through every retry.
 	ErrBusy = errors.New("manifest busy")
+	// ErrReadOnly: the file system holding the manifest refuses writes
+	// (an ext4 that remounted itself read-only after an error, say). Reads
+	// still work; nothing of the failed write was committed.
+	ErrReadOnly = errors.New("manifest read-only")
 	// ErrClosed: the DB was closed.
 	ErrClosed = errors.New("manifest closed")
 	// ErrChangesTrimmed: the changes after the cursor passed to Changes were
@@ -393,7 +397,9 @@ func (db *DB) Close() error {
 // Healthy returns an error when the database file at the opened path is gone,
 // was replaced by another file (different inode than at Open), or no longer
 // answers a trivial query. A daemon polls it and exits rather than serve from
-// a file nobody else sees.
+// a file nobody else sees. A manifest on a file system that turned read-only
+// is healthy: its rows are still right and readers are still served, while
+// writes fail with ErrReadOnly.
 func (db *DB) Healthy(ctx context.Context) error {
 	fi, err := os.Stat(db.path)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -29,7 +30,7 @@ const (
 // from withTx always means nothing was committed.
 func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	txCtx := context.WithoutCancel(ctx)
-	return db.retry(ctx, func() error {
+	err := db.retry(ctx, func() error {
 		tx, err := db.w.BeginTx(txCtx, nil)
 		if err != nil {
 			return fmt.Errorf("begin exclusive: %w", err)
@@ -48,6 +49,12 @@ func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		return nil
 	})
+	if isReadOnly(err) {
+		// Not damage and not contention: the caller can tell the writer
+		// why (EROFS) while reads go on.
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return err
 }
 
 // retry runs op until it succeeds, fails with something other than a busy
@@ -84,6 +91,16 @@ func isBusy(err error) bool {
 	var se sqlite3.Error
 	if errors.As(err, &se) {
 		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return false
+}
+
+// isReadOnly reports whether SQLite failed to write because the file
+// system refused it (EROFS) or the database can only be read.
+func isReadOnly(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.SystemErrno == syscall.EROFS || se.Code == sqlite3.ErrReadonly
 	}
 	return false
 }

@@ -205,6 +205,11 @@ func periodicGC(ctx context.Context, fsys *fusefs.FS, every time.Duration, log *
 	}
 }
 
+// watchHealth reports a manifest that is gone, replaced or unreadable. A
+// cache root whose file system turned read-only is not reported: its rows
+// are still right, so the daemon keeps serving reads while every write fails
+// with EROFS (listed in .control/errors) until an operator repairs the file
+// system and restarts it.
 func watchHealth(ctx context.Context, db *manifest.DB, unhealthy chan<- error) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()

@@ -7,6 +7,9 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -289,42 +292,133 @@ func lockManifest(t *testing.T, root string) (release func()) {
 	return release
 }
 
+// manifestLockHold is how long another process holds the manifest's write
+// lock below: longer than a writer's whole retry budget (about 15-20 s of
+// waiting), as a stuck `sqlite3` session or a long standalone GC would.
+const manifestLockHold = 30 * time.Second
+
+// TestCommitFailsWithEIOWhileManifestLocked holds the manifest's write lock
+// from another process for manifestLockHold while two writers close, one a
+// new entry, one a replace. Writers wait, then fail cleanly: close returns
+// EIO, the previous version is intact, no entry or blob of the failed commit
+// is left. A writer queued behind another's retries may still be waiting
+// when the lock goes; it must then commit, exactly. Readers are served
+// throughout: reads of a committed entry return its bytes and lookups of
+// absent names answer ENOENT (each a manifest query), before and after the
+// first writer gave up. Once the lock is released, writes commit again.
 func TestCommitFailsWithEIOWhileManifestLocked(t *testing.T) {
+	t.Parallel()
 	m, data := badWriteSetup(t)
+	// A replace that commits retires this blob a few seconds later.
+	oldBlob := sqliteQuery(t, m.root, "select path from manifest where key = 'k'")
 	release := lockManifest(t, m.root)
+	lockedAt := time.Now()
 	retries := m.stats(t).BusyRetries
 
-	newData := makeParquet(t, 300, 109)
-	result := make(chan writeOutcome, 1)
-	start := time.Now()
-	go func() { result <- writeFile(m.path("AAPL", "new.parquet"), newData) }()
+	type outcome struct {
+		name string
+		data []byte
+		o    writeOutcome
+		end  time.Time
+	}
+	writes := map[string][]byte{"new.parquet": makeParquet(t, 300, 109), "k.parquet": makeParquet(t, 400, 110)}
+	results := make(chan outcome, len(writes))
+	for name, d := range writes {
+		go func() {
+			o := writeFile(m.path("AAPL", name), d)
+			results <- outcome{name, d, o, time.Now()}
+		}()
+	}
 
-	// Reads of committed entries go on while the write waits for the lock.
-	for i := 0; i < 3; i++ {
-		wantBytes(t, m.path("AAPL", "k.parquet"), data)
-		time.Sleep(500 * time.Millisecond)
+	// Read until the lock is released, counting reads that succeed before
+	// and after the first writer gave up; any failure or wrong byte fails.
+	var done []outcome
+	var readsWhileWaiting, readsAfterFailure int
+	for i := 0; time.Since(lockedAt) < manifestLockHold; i++ {
+		got, err := os.ReadFile(m.path("AAPL", "k.parquet"))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read %d of a committed entry while the manifest is locked (%v in): %d bytes, %v",
+				i, time.Since(lockedAt).Round(time.Millisecond), len(got), err)
+		}
+		// A name never looked up before is not in the kernel's cache: the
+		// daemon asks the manifest.
+		absent := m.path("AAPL", fmt.Sprintf("absent%d.parquet", i))
+		if _, err := os.Stat(absent); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("lookup of %s while the manifest is locked: %v, want ENOENT", absent, err)
+		}
+		if len(done) == 0 {
+			readsWhileWaiting++
+		} else {
+			readsAfterFailure++
+		}
+		select {
+		case r := <-results:
+			if r.o.Op != "close" || r.o.errno() != syscall.EIO {
+				t.Fatalf("%s while another process holds the manifest lock: %v, want EIO at close", r.name, r.o)
+			}
+			t.Logf("%s: close failed with EIO after %v", r.name, r.end.Sub(lockedAt).Round(time.Millisecond))
+			done = append(done, r)
+		default:
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	var o writeOutcome
-	select {
-	case o = <-result:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("close still blocked after %v of lock", time.Since(start))
+	if len(done) == 0 {
+		t.Fatalf("no writer gave up while the manifest was locked for %v", manifestLockHold)
 	}
-	if o.Op != "close" || o.errno() != syscall.EIO {
-		t.Fatalf("commit while another process holds the manifest lock: %v, want EIO at close", o)
+	t.Logf("reads served while writers waited: %d, after one failed: %d (lock held %v)",
+		readsWhileWaiting, readsAfterFailure, time.Since(lockedAt).Round(time.Millisecond))
+	if readsWhileWaiting == 0 || readsAfterFailure == 0 {
+		t.Fatalf("reads while writers waited: %d, after one failed: %d; want some of each", readsWhileWaiting, readsAfterFailure)
 	}
-	t.Logf("close failed with EIO after %v", time.Since(start).Round(time.Millisecond))
-	wantBytes(t, m.path("AAPL", "k.parquet"), data)
-	m.wantErrorListed(t, "AAPL/new.parquet", "busy")
 	if st := m.stats(t); st.BusyRetries <= retries {
 		t.Errorf("busy_retries %d, was %d: the waits are not counted", st.BusyRetries, retries)
 	}
 	release()
+	releasedAt := time.Now()
 
-	wantAbsent(t, m.path("AAPL", "new.parquet"))
-	wantUnchanged(t, m, data)
-	m.wantRejected(t, 1)
+	for len(done) < len(writes) {
+		select {
+		case r := <-results:
+			// It joined the next transaction after the first writer's gave
+			// up, and was still retrying when the lock went.
+			if r.o.Op != "" && !(r.o.Op == "close" && r.o.errno() == syscall.EIO) {
+				t.Fatalf("%s: %v, want EIO at close or a commit", r.name, r.o)
+			}
+			t.Logf("%s: %v after %v, the lock released after %v", r.name, r.o, r.end.Sub(lockedAt).Round(time.Millisecond),
+				releasedAt.Sub(lockedAt).Round(time.Millisecond))
+			done = append(done, r)
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("a writer was still blocked 2 minutes after the lock was released")
+		}
+	}
+	rejected := 0
+	for _, r := range done {
+		path := m.path("AAPL", r.name)
+		switch {
+		case r.o.Op == "":
+			wantBytes(t, path, r.data)
+		case r.name == "k.parquet":
+			rejected++
+			wantBytes(t, path, data)
+			m.wantErrorListed(t, "AAPL/"+r.name, "busy")
+		default:
+			rejected++
+			wantAbsent(t, path)
+			m.wantErrorListed(t, "AAPL/"+r.name, "busy")
+		}
+	}
+	m.wantRejected(t, int64(rejected))
+	if left := slices.DeleteFunc(orphans(t, m.root), func(p string) bool { return p == oldBlob }); len(left) != 0 {
+		t.Errorf("blobs of the failed commits left behind: %v", left)
+	}
+	// Staging files go when the kernel releases the handles, after close.
+	pollUntil(t, 2*time.Second, "staging files of the failed commits removed", func() (bool, string) {
+		_, staging := blobFiles(t, m.root)
+		return len(staging) == 0, fmt.Sprint(staging)
+	})
 	// The lock is gone: commits work again.
-	commitFile(t, m.path("AAPL", "new.parquet"), newData)
-	wantBytes(t, m.path("AAPL", "new.parquet"), newData)
+	for name, d := range writes {
+		commitFile(t, m.path("AAPL", name), d)
+		wantBytes(t, m.path("AAPL", name), d)
+	}
 }

@@ -274,3 +274,104 @@ func TestVerifyCatchesMissingBlobAndFlippedByte(t *testing.T) {
 		t.Errorf("intact entry: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestTruncatedBlobFailsReadsAndIsQuarantined cuts committed blobs short
+// behind the daemon's back, one stored raw (which the kernel may read
+// directly, by passthrough) and one zstd. A read of either through the mount
+// fails (EIO, or ENOENT once the row is gone) and never returns short or
+// wrong bytes as a success; `fsmount verify` exits 1 naming both; the next
+// GC reports them and moves their blobs to quarantine/.
+func TestTruncatedBlobFailsReadsAndIsQuarantined(t *testing.T) {
+	t.Parallel()
+	m := mountT(t)
+	sh(t, "mkdir", m.path("QQQ"))
+	data := map[string][]byte{
+		"raw": makeParquet(t, 5000, 40), // snappy pages: stored raw
+		"zst": compressibleParquet(t, 50_000),
+	}
+	for key, d := range data {
+		commitFile(t, m.path("QQQ", key+".parquet"), d)
+	}
+	intact := makeParquet(t, 3000, 41)
+	commitFile(t, m.path("QQQ", "intact.parquet"), intact)
+	blob := func(key string) string {
+		return filepath.Join(m.root, sqliteQuery(t, m.root, fmt.Sprintf("select path from manifest where key = '%s'", key)))
+	}
+	if p := blob("raw"); !strings.HasSuffix(p, ".parquet") {
+		t.Fatalf("raw entry stored as %s, want a raw blob", p)
+	}
+	if p := blob("zst"); !strings.HasSuffix(p, ".parquet.zst") {
+		t.Fatalf("zst entry stored as %s, want a zstd blob", p)
+	}
+	// Nothing has read the entries through the mount yet, so no page cache
+	// holds their bytes: every read below reaches the damaged blobs.
+	for key := range data {
+		p := blob(key)
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, fi.Size()/2); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A read either fails with EIO (ENOENT once the row is gone) or returns
+	// the entry's exact bytes (something kept them whole); short bytes, or
+	// an early end of file, are wrong data presented as a success.
+	wantFailed := func(what string, got, want []byte, err error) {
+		t.Helper()
+		switch {
+		case err == nil && bytes.Equal(got, want):
+		case errors.Is(err, syscall.EIO), errors.Is(err, syscall.ENOENT):
+		default:
+			t.Errorf("%s with its blob cut in half: %d of %d bytes (equal: %v), error %v; want EIO or ENOENT",
+				what, len(got), len(want), bytes.Equal(got, want[:min(len(got), len(want))]), err)
+		}
+	}
+	for key, want := range data {
+		path := m.path("QQQ", key+".parquet")
+		// A parquet reader starts at the footer, past the cut.
+		tail := make([]byte, 8)
+		f, err := os.Open(path)
+		if err == nil {
+			var n int
+			n, err = f.ReadAt(tail, int64(len(want)-len(tail)))
+			tail = tail[:n]
+			f.Close()
+		}
+		wantFailed("pread of "+key+"'s last 8 bytes", tail, want[len(want)-8:], err)
+		got, err := os.ReadFile(path)
+		wantFailed("read of "+key, got, want, err)
+	}
+	wantBytes(t, m.path("QQQ", "intact.parquet"), intact)
+
+	report := filepath.Join(t.TempDir(), "verify.json")
+	out, code := runFsmount(t, "verify", "--cache-root", m.root, "--output-json", report)
+	if code != 1 {
+		t.Errorf("verify with two truncated blobs exited %d, want 1:\n%s", code, out)
+	}
+	if got := jsonNum(t, loadJSON(t, report), "summary.size_mismatches"); got != 2 {
+		t.Errorf("verify reports %d size mismatches, want 2:\n%s", got, out)
+	}
+
+	sh(t, "bash", "-c", "echo run > "+m.path(".control", "gc"))
+	rep := controlFileJSON(t, m, "gc")
+	if got := jsonNum(t, rep, "summary.integrity_issues"); got != 2 {
+		t.Errorf("gc reports %d integrity issues, want 2: %v", got, rep["integrity_issues"])
+	}
+	if got := jsonNum(t, rep, "summary.quarantined_files"); got != 2 {
+		t.Errorf("gc quarantined %d files, want 2", got)
+	}
+	quarantined, err := os.ReadDir(filepath.Join(m.root, "quarantine"))
+	if err != nil || len(quarantined) != 2 {
+		t.Errorf("quarantine/ holds %d files (%v), want the 2 truncated blobs", len(quarantined), err)
+	}
+	for key := range data {
+		wantAbsent(t, m.path("QQQ", key+".parquet"))
+	}
+	wantBytes(t, m.path("QQQ", "intact.parquet"), intact)
+	if out, code := runFsmount(t, "verify", "--cache-root", m.root); code != 0 {
+		t.Errorf("verify after GC quarantined the damage exited %d:\n%s", code, out)
+	}
+}

@@ -11,7 +11,7 @@ BIN         := bin/fsmount
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # What the tests use from the system, as command:package pairs: FUSE, the
 # tools the integration tests drive, and Node.js for the DuckDB client.
-TEST_TOOLS  := fusermount3:fuse3 rsync:rsync getfattr:attr zstd:zstd sqlite3:sqlite3 node:nodejs npm:npm
+TEST_TOOLS  := fusermount3:fuse3 rsync:rsync getfattr:attr zstd:zstd sqlite3:sqlite3 node:nodejs npm:npm mkfs.ext4:e2fsprogs e2fsck:e2fsprogs losetup:mount setpriv:util-linux
 FUZZTIME    ?= 10s
 
 .PHONY: mount build test deps check unit fuzz integration bench bench-packages clean

@@ -66,10 +66,12 @@ func (r *rawReader) Close() error                            { return r.f.Close(
 func (r *rawReader) Size() int64                             { return r.size }
 func (r *rawReader) RawFile() *os.File                       { return r.f }
 
-// zstdReader serves a seekable zstd blob. It decodes only the frames a read
-// spans and keeps at most readerCachedFrames decoded frames, so its memory is
-// that plus one frame per concurrent ReadAt and the parsed seek table (32
-// bytes a frame, 128 KiB per GiB at 256 KiB frames).
+// zstdReader serves a seekable zstd blob. A random read decodes only the
+// frames it spans; a sequential reader also has the next readAheadBytes
+// decoded in the background (see readahead.go). It keeps at most
+// readerCachedFrames decoded frames plus the read-ahead window, so its memory
+// is that plus one frame per concurrent ReadAt and the parsed seek table (32
+// bytes a frame, 512 KiB per GiB at 64 KiB frames).
 //
 // The library's own Reader is not used: its Close clears the frame cache
 // without waiting for ReadAt (a data race), and its one-frame cache makes
@@ -86,6 +88,13 @@ type zstdReader struct {
 	closed bool
 
 	cache frameCache
+	seq   seqTracker
+	ahead int // frames decoded ahead of a sequential reader
+
+	// stop is closed by Close; read-ahead goroutines, counted in bg, stop
+	// decoding and Close waits for them before closing the file.
+	stop chan struct{}
+	bg   sync.WaitGroup
 
 	// decoded counts frames decompressed, for tests.
 	decoded atomic.Int64
@@ -145,16 +154,18 @@ func (s *Store) newZstdReader(f *os.File, fileSize int64) (*zstdReader, error) {
 		return nil, fmt.Errorf("%w: frames cover %d bytes, file holds %d before its seek table",
 			ErrCorrupt, compressed, fileSize-tableSize)
 	}
-	r := &zstdReader{s: s, f: f, table: *table, size: int64(table.Size())}
-	r.cache.init(readerCachedFrames)
+	r := &zstdReader{s: s, f: f, table: *table, size: int64(table.Size()), stop: make(chan struct{})}
+	r.ahead = aheadFrames(table)
+	r.cache.init(readerCachedFrames, r.ahead, s.readAhead, &s.frameBufs)
+	r.seq.init()
 	return r, nil
 }
 
 func (r *zstdReader) Size() int64       { return r.size }
 func (r *zstdReader) RawFile() *os.File { return nil }
 
-// Close waits for reads in flight, then closes the file. Later reads fail
-// with os.ErrClosed.
+// Close waits for reads and read-ahead in flight, then closes the file.
+// Later reads fail with os.ErrClosed.
 func (r *zstdReader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -162,6 +173,8 @@ func (r *zstdReader) Close() error {
 		return nil
 	}
 	r.closed = true
+	close(r.stop)
+	r.bg.Wait()
 	r.cache.clear()
 	return r.f.Close()
 }
@@ -177,6 +190,14 @@ func (r *zstdReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, &os.PathError{Op: "readat", Path: r.f.Name(), Err: fmt.Errorf("negative offset %d", off)}
 	}
+	end := min(off+int64(len(p)), r.size)
+	if off < end && r.seq.observe(off, end) && r.ahead > 0 {
+		first, ok1 := r.table.EntryByDecompressedOffset(uint64(off))
+		last, ok2 := r.table.EntryByDecompressedOffset(uint64(end - 1))
+		if ok1 && ok2 {
+			r.readAhead(first.ID, last.ID)
+		}
+	}
 	n := 0
 	for n < len(p) && off+int64(n) < r.size {
 		pos := off + int64(n)
@@ -185,22 +206,35 @@ func (r *zstdReader) ReadAt(p []byte, off int64) (int, error) {
 			return n, fmt.Errorf("blobstore: read %s: %w: no frame holds offset %d", r.f.Name(), ErrCorrupt, pos)
 		}
 		within := int(pos - int64(e.DecompressedOffset))
-		// A read that covers a whole frame decodes straight into p.
+		// A read that covers a whole frame nobody else has decodes
+		// straight into p.
 		if within == 0 && len(p)-n >= int(e.DecompressedSize) {
-			if err := r.decodeInto(p[n:n+int(e.DecompressedSize)], e); err != nil {
+			fr, err := r.cache.peek(int64(e.ID))
+			if err != nil {
+				return n, err
+			}
+			if fr != nil {
+				n += copy(p[n:], fr.data)
+				r.cache.release(fr)
+				continue
+			}
+			// The rest of p is slack the decoder may scribble on before
+			// the next frame overwrites it, never memory beyond p.
+			if err := r.decodeInto(p[n:n+int(e.DecompressedSize):len(p)], e); err != nil {
 				return n, err
 			}
 			n += int(e.DecompressedSize)
 			continue
 		}
 		fr, err := r.cache.get(e.ID, func() ([]byte, error) {
-			buf := make([]byte, e.DecompressedSize)
+			buf := r.s.frameBufs.get(e.DecompressedSize)
 			return buf, r.decodeInto(buf, e)
 		})
 		if err != nil {
 			return n, err
 		}
 		n += copy(p[n:], fr.data[within:])
+		r.cache.release(fr)
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -217,6 +251,18 @@ func (r *zstdReader) decodeInto(dst []byte, e seekable.FrameOffsetEntry) error {
 	if err := readFull(r.f, src, int64(e.CompressedOffset)); err != nil {
 		return fmt.Errorf("blobstore: read %s frame %d: %w", r.f.Name(), e.ID, err)
 	}
+	return r.decode(dst, src, e)
+}
+
+// decodeSlack is the spare capacity past a frame's end that lets the zstd
+// decoder copy in whole 32-byte blocks instead of its slower bounds-exact
+// copies (klauspost/compress's compressedBlockOverAlloc).
+const decodeSlack = 32
+
+// decode decompresses and verifies frame e from its compressed bytes src
+// into dst, which is exactly e.DecompressedSize long; capacity past that is
+// scratch space.
+func (r *zstdReader) decode(dst, src []byte, e seekable.FrameOffsetEntry) error {
 	r.decoded.Add(1)
 	out, err := r.s.dec.DecodeAll(src, dst[:0])
 	if err != nil {
@@ -228,10 +274,23 @@ func (r *zstdReader) decodeInto(dst []byte, e seekable.FrameOffsetEntry) error {
 		return fmt.Errorf("blobstore: read %s frame %d: %w: decoded %d bytes, seek table says %d",
 			r.f.Name(), e.ID, ErrCorrupt, len(out), len(dst))
 	}
-	if r.table.HasChecksums() && uint32(xxhash.Sum64(dst)) != e.Checksum {
+	if r.table.HasChecksums() && frameChecksum(src, dst) != e.Checksum {
 		return fmt.Errorf("blobstore: read %s frame %d: %w: checksum mismatch", r.f.Name(), e.ID, ErrCorrupt)
 	}
 	return nil
+}
+
+// frameChecksum is the low 32 bits of the XXH64 of dst, the decoded content
+// of the zstd frame src, as the seek table records it. A frame that carries
+// its own content checksum holds exactly that value in its last four bytes,
+// and the decoder has just verified it against dst, so it is read rather
+// than hashed again (a second pass over every decoded byte).
+func frameChecksum(src, dst []byte) uint32 {
+	const zstdMagic, hasChecksum = 0xFD2FB528, 0x04
+	if len(src) >= 9 && binary.LittleEndian.Uint32(src) == zstdMagic && src[4]&hasChecksum != 0 {
+		return binary.LittleEndian.Uint32(src[len(src)-4:])
+	}
+	return uint32(xxhash.Sum64(dst))
 }
 
 func (s *Store) getSrcBuf(n int) *[]byte {
@@ -240,71 +299,4 @@ func (s *Store) getSrcBuf(n int) *[]byte {
 	}
 	b := make([]byte, max(n, s.opts.FrameSize+s.opts.FrameSize/8))
 	return &b
-}
-
-// frameCache keeps the most recently used decoded frames of one reader and
-// makes concurrent readers of the same frame share a single decode.
-type frameCache struct {
-	mu       sync.Mutex
-	max      int
-	frames   []*frame // least recently used first
-	inflight map[int64]*frame
-}
-
-type frame struct {
-	id    int64
-	data  []byte
-	err   error
-	ready chan struct{} // closed when data or err is set
-}
-
-func (c *frameCache) init(max int) {
-	c.max = max
-	c.inflight = make(map[int64]*frame)
-}
-
-// get returns frame id, decoding it with load unless it is cached or being
-// decoded by another reader. The frame's data is immutable. Evicted frames
-// are left to the garbage collector rather than recycled: a recycled buffer
-// still being copied by a slow reader would return wrong bytes, the one
-// failure a cache must never have.
-func (c *frameCache) get(id int64, load func() ([]byte, error)) (*frame, error) {
-	c.mu.Lock()
-	for i, f := range c.frames {
-		if f.id == id {
-			copy(c.frames[i:], c.frames[i+1:])
-			c.frames[len(c.frames)-1] = f
-			c.mu.Unlock()
-			return f, nil
-		}
-	}
-	if f, ok := c.inflight[id]; ok {
-		c.mu.Unlock()
-		<-f.ready
-		return f, f.err
-	}
-	f := &frame{id: id, ready: make(chan struct{})}
-	c.inflight[id] = f
-	c.mu.Unlock()
-
-	f.data, f.err = load()
-
-	c.mu.Lock()
-	delete(c.inflight, id)
-	if f.err == nil && c.max > 0 {
-		if len(c.frames) == c.max {
-			copy(c.frames, c.frames[1:])
-			c.frames = c.frames[:c.max-1]
-		}
-		c.frames = append(c.frames, f)
-	}
-	c.mu.Unlock()
-	close(f.ready)
-	return f, f.err
-}
-
-func (c *frameCache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.frames = nil
 }

@@ -117,12 +117,12 @@ func seedOne(ctx context.Context, store *blobstore.Store, db *manifest.DB, e see
 
 // seedSignature names what a seeded root holds, so a rerun with the same
 // inputs reuses it and any change rebuilds it: entries and bytes per symbol,
-// and the identity of every big file.
+// the identity of every big file, and the frame size zstd blobs are cut in.
 func seedSignature(compression blobstore.Compression, entries []seedEntry) string {
 	type tally struct{ n, bytes int64 }
 	per := map[string]*tally{}
 	var b strings.Builder
-	fmt.Fprintf(&b, "compression=%s\n", compression)
+	fmt.Fprintf(&b, "compression=%s frame=%d\n", compression, blobstore.DefaultFrameSize)
 	for _, e := range entries {
 		fi, err := os.Stat(e.src)
 		if err != nil {

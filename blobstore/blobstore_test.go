@@ -297,9 +297,9 @@ func TestAutoReadsOnlyTrialAndRenamesRaw(t *testing.T) {
 		t.Fatal(err)
 	}
 	cr := &countingReaderAt{ReaderAt: st.File()}
-	ok, err := s.worthCompressing(context.Background(), cr, size)
-	if err != nil || ok {
-		t.Fatalf("worthCompressing = %v, %v; want false", ok, err)
+	res, err := s.trial(context.Background(), cr, size)
+	if err != nil || res.compress {
+		t.Fatalf("trial = %+v, %v; want no compression", res, err)
 	}
 	if cr.end > trialSize {
 		t.Fatalf("trial read up to byte %d, want at most %d", cr.end, trialSize)
@@ -776,6 +776,118 @@ func TestSweeperNeverTakesLockedFiles(t *testing.T) {
 			}
 			cancel()
 			wg.Wait()
+		})
+	}
+}
+
+// When the trial covered the whole file, Auto writes the frames it already
+// compressed: the blob must be byte for byte what Zstd, compressing afresh,
+// writes, including frames the trial did not keep.
+func TestAutoReusesWholeFileTrial(t *testing.T) {
+	const frame = 64 << 10
+	mixed := gen(compressible, 3, 0, 10*frame+123)
+	// Two frames that do not shrink: the trial compresses them again.
+	copy(mixed[2*frame:], gen(random, 4, 0, frame))
+	copy(mixed[7*frame+5:], gen(random, 5, 0, frame))
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		dropped int // frames the trial does not keep
+	}{
+		{"compressible", gen(compressible, 1, 0, 5*frame), 0},
+		{"one short frame", gen(compressible, 2, 0, frame/3), 0},
+		{"mixed", mixed, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			auto := newStore(t, Options{Compression: Auto, FrameSize: frame, NoSync: true})
+			st := stage(t, auto, tc.data)
+			defer st.Close()
+			res, err := auto.trial(context.Background(), st.File(), int64(len(tc.data)))
+			if err != nil || !res.compress || res.kept == nil {
+				t.Fatalf("trial = compress %v, kept %d frames, %v; want its frames kept", res.compress, len(res.kept), err)
+			}
+			dropped := 0
+			for _, f := range res.kept {
+				if f == nil {
+					dropped++
+				}
+			}
+			if dropped != tc.dropped {
+				t.Errorf("trial dropped %d frames, want %d", dropped, tc.dropped)
+			}
+			zstd := newStore(t, Options{Compression: Zstd, FrameSize: frame, NoSync: true})
+			got, want := publish(t, auto, tc.data), publish(t, zstd, tc.data)
+			if !got.Compressed {
+				t.Fatalf("Auto stored %+v raw", got)
+			}
+			gotBytes, err := os.ReadFile(auto.abs(got.Path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantBytes, err := os.ReadFile(zstd.abs(want.Path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(gotBytes, wantBytes) {
+				t.Fatalf("Auto blob (%d bytes) differs from Zstd's (%d bytes)", len(gotBytes), len(wantBytes))
+			}
+			back := make([]byte, len(tc.data))
+			if _, err := openBlob(t, auto, got.Path).ReadAt(back, 0); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(back, tc.data) {
+				t.Fatal("Auto blob does not read back as the data")
+			}
+		})
+	}
+}
+
+// Wrote sends a long sequential write to disk as it goes, unless the file is
+// bound for compression; either way the blob reads back as written.
+func TestWroteWritesOutOnlyWhatStaysRaw(t *testing.T) {
+	const size = 3*writeoutChunk + 100
+	for _, tc := range []struct {
+		policy  Compression
+		kind    kind
+		written bool
+	}{
+		{None, compressible, true},
+		{Auto, random, true},
+		{Auto, compressible, false},
+		{Zstd, random, false},
+	} {
+		t.Run(fmt.Sprintf("%s/%s", tc.policy, tc.kind), func(t *testing.T) {
+			s := newStore(t, Options{Compression: tc.policy, NoSync: true})
+			st, err := s.CreateStaged()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			for off := int64(0); off < size; off += genBlock {
+				blk := genBlockAt(tc.kind, 1, off/genBlock)[:min(genBlock, size-off)]
+				if _, err := st.File().WriteAt(blk, off); err != nil {
+					t.Fatal(err)
+				}
+				st.Wrote(context.Background(), off, int64(len(blk)))
+			}
+			if got := st.writtenOut > 0; got != tc.written {
+				t.Errorf("written out up to %d (skipped: %v), want written out: %v", st.writtenOut, st.noWriteout, tc.written)
+			}
+			p, err := s.Publish(context.Background(), st, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Release()
+			r := openBlob(t, s, p.Blob.Path)
+			got := make([]byte, genBlock)
+			for _, off := range []int64{0, size - genBlock} {
+				if _, err := r.ReadAt(got, off); err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, gen(tc.kind, 1, off, genBlock)) {
+					t.Fatalf("blob differs at %d", off)
+				}
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package blobstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"sync"
 
 	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +23,10 @@ type Staged struct {
 
 	mu sync.Mutex
 	f  *os.File // nil once published or closed
+	// writtenOut is where the last write-out started by Wrote ended;
+	// noWriteout is set once the file looks bound for compression.
+	writtenOut int64
+	noWriteout bool
 }
 
 // CreateStaged creates an empty staging file.
@@ -40,6 +44,43 @@ func (st *Staged) File() *os.File {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.f
+}
+
+// writeoutChunk is how far a writer runs ahead of the last write-out before
+// Wrote starts the next one.
+const writeoutChunk = 8 << 20
+
+// Wrote tells the store that bytes [off, off+n) of the staged file were just
+// written. Once a writer is writeoutChunk past the last write-out, the bytes
+// behind it are sent to disk without waiting for them: a raw publish must
+// fsync them anyway, and a long copy then overlaps with the disk instead of
+// paying for it all at close. A file the store will compress is left alone
+// (its staged bytes never need to reach the disk): in Auto mode, the trial
+// is run early on the head as a hint; Publish decides afresh.
+func (st *Staged) Wrote(ctx context.Context, off, n int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	end := off + n
+	if st.f == nil || st.noWriteout || end-st.writtenOut < writeoutChunk {
+		return
+	}
+	switch st.s.opts.Compression {
+	case Zstd:
+		st.noWriteout = true
+		return
+	case Auto:
+		if st.writtenOut == 0 {
+			res, err := st.s.trial(ctx, st.f, end)
+			if err != nil || res.compress {
+				st.noWriteout = true
+				return
+			}
+		}
+	}
+	// SYNC_FILE_RANGE_WRITE only queues the dirty pages; errors surface in
+	// the fsync at publish, which is what makes the bytes durable.
+	_ = unix.SyncFileRange(int(st.f.Fd()), st.writtenOut, end-st.writtenOut, unix.SYNC_FILE_RANGE_WRITE)
+	st.writtenOut = end
 }
 
 // Path is the staged file's path relative to the cache root.
@@ -89,7 +130,8 @@ func (p *Published) Release() error {
 // is written beside it and the staged file is removed. Either way st is
 // consumed. The returned blob stays locked against GC until Release.
 //
-// On error nothing is left under blobs/ and st stays staged (open, locked,
+// On error no blob is left under blobs/ (at most an empty shard directory,
+// made while the data was being synced) and st stays staged (open, locked,
 // possibly truncated to size): the caller still closes it. Errors wrap the
 // failing syscall's errno, so errors.Is(err, syscall.ENOSPC) reports a full
 // disk.
@@ -114,18 +156,20 @@ func (s *Store) Publish(ctx context.Context, st *Staged, size int64) (*Published
 	}
 
 	compress := false
+	var kept [][]byte
 	switch s.opts.Compression {
 	case Zstd:
 		compress = true
 	case Auto:
-		compress, err = s.worthCompressing(ctx, st.f, size)
+		t, err := s.trial(ctx, st.f, size)
 		if err != nil {
 			return nil, fmt.Errorf("blobstore: publish %s: %w", s.abs(st.rel), err)
 		}
+		compress, kept = t.compress, t.kept
 	}
 	var p *Published
 	if compress {
-		p, err = s.publishZstd(ctx, st, size)
+		p, err = s.publishZstd(ctx, st, size, kept)
 	} else {
 		p, err = s.publishRaw(st, size, fi.Size())
 	}
@@ -157,16 +201,17 @@ func (s *Store) publishRaw(st *Staged, size, staged int64) (*Published, error) {
 	if err := unix.UtimesNanoAt(sfd, base, nowTimes(), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, &os.PathError{Op: "utimes", Path: st.f.Name(), Err: err}
 	}
+	shardDir := s.openShardAsync(shard)
+	defer shardDir.close()
 	// Data, size and mtime must be on disk before the name that promises a
 	// complete blob can be.
 	if err := s.fsync(int(st.f.Fd()), st.rel); err != nil {
 		return nil, err
 	}
-	dfd, err := s.openShard(shard)
+	dfd, err := shardDir.wait()
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(dfd)
 	blobBase := name + ".parquet"
 	if err := renameNoReplace(sfd, base, dfd, blobBase); err != nil {
 		return nil, &os.LinkError{Op: "rename", Old: st.f.Name(), New: s.abs(rel), Err: err}
@@ -188,13 +233,46 @@ func (s *Store) publishRaw(st *Staged, size, staged int64) (*Published, error) {
 	return p, nil
 }
 
+// pendingDir is a shard directory being made durable and opened in the
+// background. Its fsyncs (of the parents of any level it creates) owe
+// nothing to the blob's own: run side by side they cost one wait, not two.
+type pendingDir struct {
+	done chan struct{}
+	fd   int
+	err  error
+}
+
+func (s *Store) openShardAsync(shard string) *pendingDir {
+	d := &pendingDir{done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		d.fd, d.err = s.openShard(shard)
+	}()
+	return d
+}
+
+// wait returns the directory's descriptor, which close closes.
+func (d *pendingDir) wait() (int, error) {
+	<-d.done
+	return d.fd, d.err
+}
+
+// close waits for the directory and closes it; every openShardAsync must
+// be paired with a close, whatever happened meanwhile.
+func (d *pendingDir) close() {
+	if fd, err := d.wait(); err == nil {
+		unix.Close(fd)
+	}
+}
+
 // nowTimes sets atime and mtime to the kernel's current time.
 func nowTimes() []unix.Timespec {
 	return []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}
 }
 
-// publishZstd writes the staged bytes as a seekable zstd blob. st.mu is held.
-func (s *Store) publishZstd(ctx context.Context, st *Staged, size int64) (p *Published, err error) {
+// publishZstd writes the staged bytes as a seekable zstd blob, taking the
+// frames in kept (see trialResult) as they are. st.mu is held.
+func (s *Store) publishZstd(ctx context.Context, st *Staged, size int64, kept [][]byte) (p *Published, err error) {
 	tmp, name, err := s.createLocked(".zst.tmp")
 	if err != nil {
 		return nil, err
@@ -218,20 +296,26 @@ func (s *Store) publishZstd(ctx context.Context, st *Staged, size int64) (p *Pub
 		}
 	}()
 
-	stored, err := s.encode(ctx, tmp, st.f, size)
+	var stored int64
+	if kept != nil {
+		stored, err = s.encodeKept(ctx, tmp, st.f, size, kept)
+	} else {
+		stored, err = s.encode(ctx, tmp, st.f, size)
+	}
 	if err != nil {
 		return nil, err
 	}
+	shard, rel := blobPath(name, true)
+	shardDir := s.openShardAsync(shard)
+	defer shardDir.close()
 	// The compressed bytes must be on disk before the name is.
 	if err := s.fsync(int(tmp.Fd()), tmpRel); err != nil {
 		return nil, err
 	}
-	shard, rel := blobPath(name, true)
-	dfd, err := s.openShard(shard)
+	dfd, err := shardDir.wait()
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(dfd)
 	blobBase := name + ".parquet.zst"
 	if err := renameNoReplace(sfd, tmpBase, dfd, blobBase); err != nil {
 		return nil, &os.LinkError{Op: "rename", Old: tmp.Name(), New: s.abs(rel), Err: err}
@@ -299,40 +383,122 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// worthCompressing compresses a trial sample from the head of f and reports
-// whether it saved at least minSavingsPercent. Only the sample is read.
-func (s *Store) worthCompressing(ctx context.Context, f io.ReaderAt, size int64) (bool, error) {
+// encodeKept writes the first size bytes of src to dst as a seekable zstd
+// stream like encode does, frame by frame, taking each frame the trial kept
+// instead of compressing it again, and returns the bytes written.
+func (s *Store) encodeKept(ctx context.Context, dst io.Writer, src io.ReaderAt, size int64, kept [][]byte) (int64, error) {
+	r := &replay{enc: s.enc}
+	enc, err := seekable.NewEncoder(r)
+	if err != nil {
+		return 0, err
+	}
+	cw := &countingWriter{w: dst}
+	// The frames are in hand, but the seek table's checksums are of the
+	// uncompressed bytes: read them again (from the page cache, likely).
+	buf := make([]byte, min(size, int64(s.opts.FrameSize)))
+	for i, off := 0, int64(0); off < size; i++ {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		chunk := buf[:min(int64(len(buf)), size-off)]
+		if err := readFull(src, chunk, off); err != nil {
+			return 0, fmt.Errorf("read staged file: %w", err)
+		}
+		r.frame = kept[i]
+		frame, err := enc.Encode(chunk)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := cw.Write(frame); err != nil {
+			return 0, err
+		}
+		off += int64(len(chunk))
+	}
+	table, err := enc.EndStream()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := cw.Write(table); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+// replay hands the seekable encoder a frame compressed earlier, or, when
+// there is none, compresses the bytes it is given.
+type replay struct {
+	enc   seekable.ZSTDEncoder
+	frame []byte
+}
+
+func (r *replay) EncodeAll(src, dst []byte) []byte {
+	if r.frame == nil {
+		return r.enc.EncodeAll(src, dst)
+	}
+	return append(dst, r.frame...)
+}
+
+// trialResult is the verdict of a trial compression.
+type trialResult struct {
+	compress bool
+	// kept holds, when the trial covered the whole file and it is to be
+	// compressed, each frame's compressed bytes, or nil for a frame that
+	// did not shrink enough to be worth keeping (it is compressed again).
+	kept [][]byte
+}
+
+// trial compresses a sample from the head of f, frame by frame as a blob
+// would be, and reports whether it saved at least minSavingsPercent. Only
+// the sample is read.
+//
+// Frames are compressed one after the other through two reused buffers:
+// commits run side by side and share the CPU anyway, while buffers per frame
+// would make each commit of a small file allocate several times its size.
+func (s *Store) trial(ctx context.Context, f io.ReaderAt, size int64) (trialResult, error) {
 	n := min(size, trialSize)
 	if n == 0 {
-		return false, nil
+		return trialResult{}, nil
 	}
-	sample := make([]byte, n)
-	if err := readFull(f, sample, 0); err != nil {
-		return false, fmt.Errorf("read trial sample: %w", err)
+	frameSize := int64(s.opts.FrameSize)
+	whole := n == size
+	var kept [][]byte
+	if whole {
+		kept = make([][]byte, (n+frameSize-1)/frameSize)
 	}
-	frames := (len(sample) + s.opts.FrameSize - 1) / s.opts.FrameSize
-	sizes := make([]int, frames)
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i := range frames {
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			chunk := sample[i*s.opts.FrameSize : min((i+1)*s.opts.FrameSize, len(sample))]
-			// 12 bytes: the frame's seek table entry.
-			sizes[i] = len(s.enc.EncodeAll(chunk, nil)) + 12
-			return nil
-		})
+	src := make([]byte, min(n, frameSize))
+	// Room for a frame that does not shrink: headers, block headers and
+	// the checksum around the stored bytes.
+	dst := make([]byte, 0, len(src)+len(src)>>10+64)
+	compressed := int64(0)
+	for i, off := 0, int64(0); off < n; i++ {
+		if err := ctx.Err(); err != nil {
+			return trialResult{}, err
+		}
+		chunk := src[:min(frameSize, n-off)]
+		if err := readFull(f, chunk, off); err != nil {
+			return trialResult{}, fmt.Errorf("read trial sample: %w", err)
+		}
+		dst = s.enc.EncodeAll(chunk, dst[:0])
+		// seekEntrySize: the frame's seek table entry.
+		compressed += int64(len(dst)) + seekEntrySize
+		if whole && saves(int64(len(dst)), int64(len(chunk))) {
+			kept[i] = bytes.Clone(dst)
+		}
+		off += int64(len(chunk))
 	}
-	if err := g.Wait(); err != nil {
-		return false, err
+	if !saves(compressed, n) {
+		return trialResult{}, nil
 	}
-	compressed := 0
-	for _, c := range sizes {
-		compressed += c
-	}
-	return int64(compressed)*100 <= n*(100-minSavingsPercent), nil
+	return trialResult{compress: true, kept: kept}, nil
+}
+
+// seekEntrySize is the size of a frame's entry in the seek table.
+const seekEntrySize = 12
+
+// saves reports whether compressing to compressed bytes saves at least
+// minSavingsPercent of plain.
+func saves(compressed, plain int64) bool {
+	return compressed*100 <= plain*(100-minSavingsPercent)
 }
 
 // readFull fills buf from r at off; a short read is an error.

@@ -38,13 +38,14 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	}
 	f, size := c.staged.File(), c.size
 
-	// 1-3: validate, hash and describe from the staged bytes. Nothing has
-	// changed on disk yet, so a failure here needs no cleanup.
+	// 1-3: validate, hash and describe from the staged bytes (a file
+	// written front to back was hashed as it arrived, see content.prefix).
+	// Nothing has changed on disk yet, so a failure here needs no cleanup.
 	info, err := hashing.Inspect(f, size)
 	if err != nil {
 		return manifest.Entry{}, err
 	}
-	sum, err := hashing.Hash(ctx, f, size, fsys.cfg.FooterHashThreshold)
+	sum, err := c.hash(ctx, f, size)
 	if err != nil {
 		return manifest.Entry{}, err
 	}
@@ -57,7 +58,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	if err != nil {
 		return manifest.Entry{}, err
 	}
-	c.staged = nil
+	c.staged, c.prefix = nil, nil
 
 	// 5: the row. The commit must not be abandoned half-way because the
 	// writer was interrupted: the blob is already in place.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +51,16 @@ func mountAction(c *cli.Context) error {
 		return usageError("mount takes exactly one MOUNTPOINT, got %d arguments", c.NArg())
 	}
 	log := newLogger(c)
+	if os.Getenv("GOGC") == "" {
+		// The daemon's live heap is mostly the inodes the kernel holds
+		// (~0.7 KiB each: an ls -l of 100k entries keeps ~75 MB live until
+		// the kernel forgets them), and the runtime's default lets the heap
+		// grow to twice the live size. Half that headroom took the peak of
+		// the benchmark suite from 206 to 174 MiB with no measurable cost:
+		// the request paths allocate little. A memory limit was tried and
+		// dropped: with the live heap near it, collection never stops.
+		debug.SetGCPercent(50)
+	}
 	mnt, err := filepath.Abs(c.Args().First())
 	if err != nil {
 		return err

@@ -29,12 +29,20 @@ type scratchNode struct {
 	// drops a scratch file only when it is closed and untouched for the grace.
 	opens   atomic.Int64
 	touched atomic.Int64
+	// renamed is set once a rename committed the content as an entry. The
+	// kernel moved this inode to the entry's name, and the notification
+	// that drops it cannot be sent while the rename holds the directory
+	// lock; until it lands, path calls get ESTALE, which the kernel answers
+	// by looking the name up again and finding the entry.
+	renamed atomic.Bool
 }
 
 var (
-	_ fs.NodeGetattrer = (*scratchNode)(nil)
-	_ fs.NodeSetattrer = (*scratchNode)(nil)
-	_ fs.NodeOpener    = (*scratchNode)(nil)
+	_ fs.NodeGetattrer   = (*scratchNode)(nil)
+	_ fs.NodeSetattrer   = (*scratchNode)(nil)
+	_ fs.NodeOpener      = (*scratchNode)(nil)
+	_ fs.NodeGetxattrer  = (*scratchNode)(nil)
+	_ fs.NodeListxattrer = (*scratchNode)(nil)
 )
 
 func (fsys *FS) scratchGet(symbol, name string) *scratchNode {
@@ -138,8 +146,26 @@ func (sc *scratchNode) fill(a *fuse.Attr) {
 }
 
 func (sc *scratchNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if f == nil && sc.renamed.Load() {
+		return syscall.ESTALE
+	}
 	sc.fill(&out.Attr)
 	return 0
+}
+
+// Getxattr: scratch files have no attributes of their own.
+func (sc *scratchNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if sc.renamed.Load() {
+		return 0, syscall.ESTALE
+	}
+	return 0, syscall.ENODATA
+}
+
+func (sc *scratchNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if sc.renamed.Load() {
+		return 0, syscall.ESTALE
+	}
+	return 0, 0
 }
 
 func (sc *scratchNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -157,6 +183,9 @@ func (sc *scratchNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.Se
 }
 
 func (sc *scratchNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if sc.renamed.Load() {
+		return nil, 0, syscall.ESTALE
+	}
 	if flags&syscall.O_TRUNC != 0 {
 		if err := sc.content.truncate(ctx, 0); err != nil {
 			return nil, 0, sc.fsys.fail("open", sc.name, err)

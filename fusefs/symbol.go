@@ -216,6 +216,7 @@ func (s *symbolNode) Rename(ctx context.Context, name string, newParent fs.Inode
 		if _, err := s.fsys.commit(ctx, toSym, toKey, sc.content); err != nil {
 			return s.fsys.fail("rename", path, err)
 		}
+		sc.renamed.Store(true)
 		s.fsys.scratchRemove(fromSym, name)
 		// The kernel moves the scratch inode to the new name; the entry is
 		// a different inode (its row id, its xattrs). Drop that dentry once

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -561,4 +563,33 @@ func collectReaders(t testing.TB, readers []*helperProc) int {
 		t.Logf("reader %d: %d whole reads (%d MiB), %d not yet committed", i, rep.Reads, rep.Bytes>>20, rep.Misses)
 	}
 	return reads
+}
+
+// failureLog counts failures reported from many goroutines and keeps the
+// first few for the test's report.
+type failureLog struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	first []string
+}
+
+func (l *failureLog) add(format string, args ...any) {
+	l.n.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.first) < 20 {
+		l.first = append(l.first, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l *failureLog) count() int64 { return l.n.Load() }
+
+// report fails t with each failure kept.
+func (l *failureLog) report(t testing.TB) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.first {
+		t.Error(f)
+	}
 }

@@ -3,7 +3,6 @@ package integration
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -33,19 +32,11 @@ func TestOneKeyWritersAndReadersInOneProcess(t *testing.T) {
 	commitFile(t, p, pool[0])
 
 	var (
-		wg                    sync.WaitGroup
-		writes, reads, failed atomic.Int64
-		mu                    sync.Mutex
-		failures              []string
+		wg            sync.WaitGroup
+		writes, reads atomic.Int64
+		failures      failureLog
 	)
-	fail := func(format string, args ...any) {
-		failed.Add(1)
-		mu.Lock()
-		if len(failures) < 20 {
-			failures = append(failures, fmt.Sprintf(format, args...))
-		}
-		mu.Unlock()
-	}
+	fail := failures.add
 	deadline := time.Now().Add(*oneKeyFor)
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
@@ -80,8 +71,6 @@ func TestOneKeyWritersAndReadersInOneProcess(t *testing.T) {
 		}(r)
 	}
 	wg.Wait()
-	t.Logf("%d commits, %d whole reads, %d failures", writes.Load(), reads.Load(), failed.Load())
-	for _, f := range failures {
-		t.Error(f)
-	}
+	t.Logf("%d commits, %d whole reads, %d failures", writes.Load(), reads.Load(), failures.count())
+	failures.report(t)
 }

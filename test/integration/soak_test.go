@@ -46,19 +46,11 @@ func TestSoakMixedWorkload(t *testing.T) {
 
 	var (
 		gate                                 sync.RWMutex // held for writing while the daemon restarts
-		ops, errs, violations, reads, gcRuns atomic.Int64
+		ops, errs, reads, gcRuns             atomic.Int64
 		writes, overwrites, unlinks, renames atomic.Int64
-		violationMu                          sync.Mutex
-		violationLog                         []string
+		violations                           failureLog
 	)
-	violate := func(format string, args ...any) {
-		violations.Add(1)
-		violationMu.Lock()
-		if len(violationLog) < 20 {
-			violationLog = append(violationLog, fmt.Sprintf(format, args...))
-		}
-		violationMu.Unlock()
-	}
+	violate := violations.add
 	deadline := time.Now().Add(*soak)
 	var wg sync.WaitGroup
 
@@ -189,8 +181,6 @@ func TestSoakMixedWorkload(t *testing.T) {
 		violate("verify: %v\n%s", err, out)
 	}
 	t.Logf("soak %s: %d operations (%d writes, %d overwrites, %d unlinks, %d renames), %d whole reads by readers, %d GC runs, 1 restart; errors: %d, invariant violations: %d",
-		*soak, ops.Load(), writes.Load(), overwrites.Load(), unlinks.Load(), renames.Load(), reads.Load(), gcRuns.Load(), errs.Load(), violations.Load())
-	for _, v := range violationLog {
-		t.Error(v)
-	}
+		*soak, ops.Load(), writes.Load(), overwrites.Load(), unlinks.Load(), renames.Load(), reads.Load(), gcRuns.Load(), errs.Load(), violations.count())
+	violations.report(t)
 }

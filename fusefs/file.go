@@ -196,7 +196,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		sym, key = e.Symbol, e.Key
 	}
 	if write {
-		return n.openWrite(ctx, e, sym, key, flags)
+		return n.openWrite(ctx, e, sym, key, located, flags)
 	}
 	if n.private {
 		// A writer's private inode, reached by a reader: racing the
@@ -204,7 +204,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		// writer (an open that failed before reaching its inode). Clear
 		// the mark so that the kernel's retry looks up the shared inode.
 		if caller, ok := fuse.FromContext(ctx); ok {
-			n.fsys.redirectDone(sym, key, caller.Pid)
+			n.fsys.redirectDone(caller.Pid)
 		}
 		return nil, 0, syscall.ESTALE
 	}
@@ -247,15 +247,22 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 }
 
 // openWrite opens committed version e for writing a new version of
-// symbol/key.
-func (n *fileNode) openWrite(ctx context.Context, e *manifest.Entry, sym, key string, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+// symbol/key; located says whether that name comes from the tree (else it is
+// e's, which a rename may have made stale).
+func (n *fileNode) openWrite(ctx context.Context, e *manifest.Entry, sym, key string, located bool, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	// Redirect even a node that has left the tree (a lookup racing a
 	// replace can leave the kernel a stale name for a moment): the
 	// retry looks the name up afresh.
 	if caller, ok := fuse.FromContext(ctx); ok && !n.private {
-		if n.fsys.redirectWriter(sym, key, caller.Pid) {
+		if n.fsys.redirectWriter(caller.Pid) {
 			// Readers share this inode: have the kernel look the name
 			// up again, and give this writer an inode of its own.
+			return nil, 0, syscall.ESTALE
+		}
+		if !located {
+			// The retry reached a node the tree has dropped: the name
+			// the writer opened is unknown, and committing under e's
+			// could write to a name it no longer has.
 			return nil, 0, syscall.ESTALE
 		}
 	}
@@ -277,7 +284,7 @@ func (n *fileNode) openWrite(ctx context.Context, e *manifest.Entry, sym, key st
 		// The inode is this writer's alone: its fstat may show the
 		// pending size, as for a created file.
 		if caller, ok := fuse.FromContext(ctx); ok {
-			n.fsys.redirectDone(sym, key, caller.Pid)
+			n.fsys.redirectDone(caller.Pid)
 		}
 		n.mu.Lock()
 		if n.created == nil {

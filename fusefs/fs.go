@@ -119,7 +119,7 @@ type FS struct {
 	// redirects marks writers sent back to look their name up again, so
 	// that the lookup gives them a private inode (see redirectWriter).
 	redirectMu sync.Mutex
-	redirects  map[redirectKey]redirectMark
+	redirects  map[uint32]redirectMark
 
 	// watchMu serialises polls of the manifest's change log.
 	watchMu     sync.Mutex
@@ -242,14 +242,13 @@ func (fsys *FS) Close() {
 	}
 }
 
-// redirectKey names one thread's pending writer redirect.
-type redirectKey struct {
-	symbol, key string
-	tid         uint32
-}
-
-// redirectMark is a pending redirect: when it was made, and whether a
-// lookup has answered it with a private inode since.
+// redirectMark is a thread's pending writer redirect: when it was made, and
+// whether a lookup has answered it with a private inode since. Marks are
+// keyed by thread alone, not by name: the open that sets one may reach a
+// node whose name has changed since (a rename, a node the tree has already
+// dropped), and the retry's lookup must find the mark whatever name it
+// resolves. One syscall looks up one entry name, so the mark cannot meet a
+// lookup of another.
 type redirectMark struct {
 	at     time.Time
 	looked bool
@@ -262,11 +261,10 @@ type redirectMark struct {
 // which redirectWriter and a reader's open both correct.
 const redirectTTL = 30 * time.Second
 
-// redirectWriter marks the calling thread's next lookup of symbol/key as a
-// writer's and reports whether the caller should answer ESTALE. It reports
-// false when an unanswered mark was already there: the kernel's one retry
-// did not come through a lookup, and the caller must make do with the
-// shared inode.
+// redirectWriter marks the calling thread's next entry lookup as a writer's
+// and reports whether the caller should answer ESTALE. It reports false when
+// an unanswered mark was already there: the kernel's one retry did not come
+// through a lookup, and the caller must make do with the shared inode.
 //
 // Why: a writer opening a committed version's inode would share it with the
 // version's readers, and the kernel then applies the writer's truncation and
@@ -274,51 +272,49 @@ const redirectTTL = 30 * time.Second
 // short), and refuses the open outright while passthrough readers hold the
 // inode. ESTALE makes the kernel look the name up again, once; that lookup
 // gives the writer an inode of its own.
-func (fsys *FS) redirectWriter(symbol, key string, tid uint32) bool {
+func (fsys *FS) redirectWriter(tid uint32) bool {
 	fsys.redirectMu.Lock()
 	defer fsys.redirectMu.Unlock()
 	now := fsys.now()
 	if fsys.redirects == nil {
-		fsys.redirects = make(map[redirectKey]redirectMark)
+		fsys.redirects = make(map[uint32]redirectMark)
 	}
-	for k, m := range fsys.redirects {
+	for t, m := range fsys.redirects {
 		if now.Sub(m.at) > redirectTTL {
-			delete(fsys.redirects, k)
+			delete(fsys.redirects, t)
 		}
 	}
-	k := redirectKey{symbol, key, tid}
-	if m, pending := fsys.redirects[k]; pending && !m.looked {
-		delete(fsys.redirects, k)
+	if m, pending := fsys.redirects[tid]; pending && !m.looked {
+		delete(fsys.redirects, tid)
 		return false
 	}
 	// No mark, or one a lookup answered whose open never came (that
 	// syscall failed on its way): this is a new open, redirect it.
-	fsys.redirects[k] = redirectMark{at: now}
+	fsys.redirects[tid] = redirectMark{at: now}
 	return true
 }
 
 // redirected reports whether this lookup is a redirected writer's. The
 // mark stays until the writer opens its private inode: the kernel may look
 // the name up twice on the way (revalidation, then the lookup proper).
-func (fsys *FS) redirected(symbol, key string, tid uint32) bool {
+func (fsys *FS) redirected(tid uint32) bool {
 	fsys.redirectMu.Lock()
 	defer fsys.redirectMu.Unlock()
-	k := redirectKey{symbol, key, tid}
-	m, ok := fsys.redirects[k]
+	m, ok := fsys.redirects[tid]
 	if !ok || fsys.now().Sub(m.at) > redirectTTL {
 		return false
 	}
 	m.looked = true
-	fsys.redirects[k] = m
+	fsys.redirects[tid] = m
 	return true
 }
 
 // redirectDone clears a thread's mark: its writer opened its private inode,
 // or a reader on that thread was given one (see fileNode.Open).
-func (fsys *FS) redirectDone(symbol, key string, tid uint32) {
+func (fsys *FS) redirectDone(tid uint32) {
 	fsys.redirectMu.Lock()
 	defer fsys.redirectMu.Unlock()
-	delete(fsys.redirects, redirectKey{symbol, key, tid})
+	delete(fsys.redirects, tid)
 }
 
 // uninterruptible drops the kernel's interrupt from a request's context, for

@@ -71,7 +71,7 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		if err != nil {
 			return nil, s.fsys.fail("lookup", s.symbol()+"/"+name, err)
 		}
-		if caller, ok := fuse.FromContext(ctx); ok && s.fsys.redirected(e.Symbol, e.Key, caller.Pid) {
+		if caller, ok := fuse.FromContext(ctx); ok && s.fsys.redirected(caller.Pid) {
 			return s.writerInode(ctx, e, out), 0
 		}
 		return s.fsys.entryInode(ctx, &s.Inode, e, out), 0

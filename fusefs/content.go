@@ -153,11 +153,9 @@ func (c *content) hash(ctx context.Context, r io.ReaderAt, size int64) (hashing.
 	if c.prefix == nil {
 		return hashing.Hash(ctx, r, size, threshold)
 	}
-	sum, err := c.prefix.Hash(ctx, r, size, threshold)
-	if err != nil {
-		c.prefix = nil
-	}
-	return sum, err
+	// On a read error the prefix drops its own state and reads in full
+	// next time.
+	return c.prefix.Hash(ctx, r, size, threshold)
 }
 
 func (c *content) truncate(ctx context.Context, size int64) error {

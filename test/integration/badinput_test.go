@@ -6,7 +6,6 @@ package integration
 // rejected_writes counts it.
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -257,18 +256,7 @@ func TestCommitFailsWithENOSPCWhenDiskFull(t *testing.T) {
 func lockManifest(t *testing.T, root string) (release func()) {
 	t.Helper()
 	cmd := exec.Command("sqlite3", filepath.Join(root, "manifest.db"))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := startPiped(t, cmd)
 	done := false
 	release = func() {
 		if done {
@@ -285,7 +273,7 @@ func lockManifest(t *testing.T, root string) (release func()) {
 	if _, err := io.WriteString(stdin, ".timeout 5000\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n"); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	line, err := stdout.ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "locked" {
 		t.Fatalf("sqlite3 did not take the lock: %q %v", line, err)
 	}

@@ -353,19 +353,8 @@ print(hashlib.sha256(f.read()).hexdigest(), flush=True)
 func holdOpen(t testing.TB, path string) *holder {
 	t.Helper()
 	cmd := exec.Command("python3", "-c", holderScript, path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &holder{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	stdin, stdout := startPiped(t, cmd)
+	h := &holder{cmd: cmd, stdin: stdin, out: stdout}
 	t.Cleanup(func() {
 		_ = h.stdin.Close()
 		_ = h.cmd.Process.Kill()
@@ -419,4 +408,23 @@ func fixtureDir(t testing.TB, n, rows int, seed uint64) (string, map[string][]by
 		files[name] = data
 	}
 	return dir, files
+}
+
+// startPiped starts cmd with pipes to its standard input and from its
+// standard output, its errors going to the test's.
+func startPiped(t testing.TB, cmd *exec.Cmd) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdin, bufio.NewReader(stdout)
 }

@@ -282,6 +282,9 @@ func prepareMountpoint(mnt string, log *slog.Logger) error {
 		}
 	}
 	_, err := os.Stat(mnt)
+	if err == nil {
+		err = probe(mnt)
+	}
 	switch {
 	case err == nil:
 		if m, ok := mountAt(mnt); ok {
@@ -339,13 +342,13 @@ func mountAt(path string) (mountInfo, bool) {
 	return mountInfo{}, false
 }
 
-// answers reports whether a stat of path returns (with any result) within
+// answers reports whether a probe of path returns (with any result) within
 // two seconds; a mount whose daemon is gone but whose connection lives on
 // blocks forever.
 func answers(path string) bool {
 	done := make(chan struct{})
 	go func() {
-		_, _ = os.Stat(path)
+		_ = probe(path)
 		close(done)
 	}()
 	select {
@@ -354,6 +357,19 @@ func answers(path string) bool {
 	case <-time.After(2 * time.Second):
 		return false
 	}
+}
+
+// probe looks up a name nobody has asked for in dir and returns the error
+// that is not the expected ENOENT. A stat of a mount's root is no test of
+// its daemon: the kernel answers it from its attribute cache for as long as
+// the daemon's last reply allowed, dead daemon or not. A new name's lookup
+// always reaches the daemon (ENOTCONN if it is gone).
+func probe(dir string) error {
+	_, err := os.Lstat(filepath.Join(dir, fmt.Sprintf(".fsmount-probe-%d-%d", os.Getpid(), time.Now().UnixNano())))
+	if err == nil || errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // abortConnection aborts FUSE connection minor through the fusectl

@@ -206,6 +206,46 @@ func blobPath(name string, compressed bool) (shard, rel string) {
 	return shard, rel
 }
 
+// Ref is a blob path in 17 bytes instead of a string of 54: the form to
+// keep where many blob paths are held at once (a mount keeps one per inode
+// the kernel holds, 100k after one `ls -l`).
+type Ref struct {
+	name       [16]byte
+	compressed bool
+}
+
+// RefOf packs path, which must be blobs/ab/cd/<32 hex digits>.parquet[.zst]
+// as Publish names blobs; ok is false for any other path, which the caller
+// keeps as it is.
+func RefOf(path string) (r Ref, ok bool) {
+	base, found := strings.CutPrefix(path, BlobsDir+"/")
+	if !found || len(base) < len("ab/cd/")+32 || base[2] != '/' || base[5] != '/' {
+		return Ref{}, false
+	}
+	name, ext := base[6:6+32], base[6+32:]
+	switch ext {
+	case ".parquet":
+	case ".parquet.zst":
+		r.compressed = true
+	default:
+		return Ref{}, false
+	}
+	// Lower-case hex only, so that Path gives back exactly path.
+	if strings.ToLower(name) != name || base[0:2] != name[0:2] || base[3:5] != name[2:4] {
+		return Ref{}, false
+	}
+	if _, err := hex.Decode(r.name[:], []byte(name)); err != nil {
+		return Ref{}, false
+	}
+	return r, true
+}
+
+// Path is the blob's path relative to the cache root.
+func (r Ref) Path() string {
+	_, rel := blobPath(hex.EncodeToString(r.name[:]), r.compressed)
+	return rel
+}
+
 // fileMode is the permission of every file the store creates; the mount shows
 // its own modes, this only matters to tools reading the cache root directly.
 const fileMode = 0o644

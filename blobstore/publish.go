@@ -451,9 +451,10 @@ type trialResult struct {
 // would be, and reports whether it saved at least minSavingsPercent. Only
 // the sample is read.
 //
-// Frames are compressed one after the other through two reused buffers:
-// commits run side by side and share the CPU anyway, while buffers per frame
-// would make each commit of a small file allocate several times its size.
+// Frames are compressed one after the other through two buffers from the
+// store's pools: commits run side by side and share the CPU anyway, while
+// buffers per frame (or per trial) would make each commit of a small file
+// allocate several times its size.
 func (s *Store) trial(ctx context.Context, f io.ReaderAt, size int64) (trialResult, error) {
 	n := min(size, trialSize)
 	if n == 0 {
@@ -465,10 +466,13 @@ func (s *Store) trial(ctx context.Context, f io.ReaderAt, size int64) (trialResu
 	if whole {
 		kept = make([][]byte, (n+frameSize-1)/frameSize)
 	}
-	src := make([]byte, min(n, frameSize))
+	src := s.frameBufs.get(uint32(min(n, frameSize)))
+	defer s.frameBufs.put(src)
 	// Room for a frame that does not shrink: headers, block headers and
 	// the checksum around the stored bytes.
-	dst := make([]byte, 0, len(src)+len(src)>>10+64)
+	dstp := s.getSrcBuf(len(src) + len(src)>>10 + 64)
+	defer s.srcBufs.Put(dstp)
+	dst := (*dstp)[:0]
 	compressed := int64(0)
 	for i, off := 0, int64(0); off < n; i++ {
 		if err := ctx.Err(); err != nil {

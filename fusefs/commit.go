@@ -99,7 +99,8 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 		// readers hold their own descriptor and keep reading it.
 		fsys.removeBlob(replaced.Path)
 	}
-	c.base = &committed
+	v := newVersion(&committed)
+	c.base = &v
 	c.dirty = false
 	return committed, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"featurefs/blobstore"
 	"featurefs/hashing"
-	"featurefs/manifest"
 )
 
 // content is the bytes of a file being written: a staged file in the cache
@@ -26,7 +25,7 @@ type content struct {
 	prefix *hashing.Prefix
 	// base is the committed version the content starts from while nothing
 	// is staged; nil for an empty file.
-	base *manifest.Entry
+	base *version
 	// mtimeNS is a modification time set by the writer (cp -p, rsync -a);
 	// zero means "the commit time".
 	mtimeNS int64
@@ -41,7 +40,7 @@ type content struct {
 	failed error
 }
 
-func newContent(fsys *FS, base *manifest.Entry, truncate bool) *content {
+func newContent(fsys *FS, base *version, truncate bool) *content {
 	c := &content{fsys: fsys}
 	if truncate || base == nil {
 		// A new, empty version: even with no write, closing it commits (and
@@ -50,8 +49,8 @@ func newContent(fsys *FS, base *manifest.Entry, truncate bool) *content {
 		return c
 	}
 	c.base = base
-	c.size = base.LogicalSize
-	c.mtimeNS = base.ModTimeNS
+	c.size = base.size
+	c.mtimeNS = base.modTimeNS
 	return c
 }
 
@@ -81,14 +80,14 @@ func (c *content) stage(ctx context.Context) error {
 }
 
 func (c *content) copyBase(ctx context.Context, st *blobstore.Staged) error {
-	r, err := c.fsys.store.OpenBlob(c.base.Path)
+	r, err := c.fsys.store.OpenBlob(c.base.path())
 	if err != nil {
-		return fmt.Errorf("open %s for copy: %w", c.base.Path, err)
+		return fmt.Errorf("open %s for copy: %w", c.base.path(), err)
 	}
 	defer r.Close()
 	src := io.NewSectionReader(r, 0, c.size)
 	if _, err := io.Copy(st.File(), readerWithContext{ctx, src}); err != nil {
-		return fmt.Errorf("copy %s into staging: %w", c.base.Path, err)
+		return fmt.Errorf("copy %s into staging: %w", c.base.path(), err)
 	}
 	return nil
 }
@@ -208,7 +207,7 @@ func (c *content) readAt(p []byte, off int64) (int, error) {
 	if c.base == nil {
 		return 0, io.EOF
 	}
-	r, err := c.fsys.store.OpenBlob(c.base.Path)
+	r, err := c.fsys.store.OpenBlob(c.base.path())
 	if err != nil {
 		return 0, err
 	}

@@ -226,9 +226,9 @@ var (
 
 func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if off >= int64(len(h.data)) {
-		return fuse.ReadResultData(nil), 0
+		return dataResult(nil), 0
 	}
-	return fuse.ReadResultData(h.data[off:min(int64(len(h.data)), off+int64(len(dest)))]), 0
+	return dataResult(h.data[off:min(int64(len(h.data)), off+int64(len(dest)))]), 0
 }
 
 // Write runs the command it carries and returns when it finished; its error

@@ -15,7 +15,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"featurefs/blobstore"
-	"featurefs/manifest"
 )
 
 // fileNode is an entry: one committed, immutable version (inode number =
@@ -26,15 +25,16 @@ type fileNode struct {
 
 	mu sync.Mutex
 	// entry is the committed version; nil until a created file commits.
-	entry *manifest.Entry
+	entry *version
 	// created is the creator's content: its size is what the writer's own
 	// fstat must show. Never set on a version that readers can reach: its
 	// inode is shared with them, and a pending size there would cut their
 	// reads short.
 	created *content
-	// private marks an inode made for one writer replacing entry (see
-	// FS.redirectWriter); readers never use it.
-	private bool
+	// private, set on an inode made for one writer replacing entry (see
+	// FS.redirectWriter), is the name it was made for; readers never use
+	// such an inode.
+	private *entryRef
 	// io counts the open handles by the kernel I/O mode they put the inode
 	// in. The kernel fails (EIO) an open whose mode conflicts with the
 	// inode's: while passthrough readers hold it every open must be
@@ -60,15 +60,18 @@ var (
 	_ fs.NodeRemovexattrer = (*fileNode)(nil)
 )
 
-func (n *fileNode) current() (*manifest.Entry, *content) {
+// entryRef names an entry.
+type entryRef struct{ symbol, key string }
+
+func (n *fileNode) current() (*version, *content) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.entry, n.created
 }
 
-func (n *fileNode) setEntry(e manifest.Entry) {
+func (n *fileNode) setEntry(e *version) {
 	n.mu.Lock()
-	n.entry = &e
+	n.entry = e
 	n.mu.Unlock()
 }
 
@@ -83,7 +86,7 @@ func (n *fileNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 // changes under its writer and is never cached.
 func (n *fileNode) attrTimeout(out *fuse.AttrOut) {
 	e, created := n.current()
-	if e != nil && created == nil && !n.private {
+	if e != nil && created == nil && n.private == nil {
 		out.SetTimeout(entryAttrTimeout)
 	}
 }
@@ -108,14 +111,14 @@ func (n *fileNode) fill(a *fuse.Attr) {
 }
 
 // entryAttr fills the attributes of a committed version.
-func (fsys *FS) entryAttr(a *fuse.Attr, e *manifest.Entry) {
-	atime := time.Unix(e.LastAccessedTS, 0)
-	if _, last := fsys.db.PendingAccess(e.ID); last.After(atime) {
+func (fsys *FS) entryAttr(a *fuse.Attr, e *version) {
+	atime := time.Unix(e.accessedTS, 0)
+	if _, last := fsys.db.PendingAccess(e.id); last.After(atime) {
 		atime = last
 	}
-	mtime := time.Unix(0, e.ModTimeNS)
-	fileAttr(fsys, a, e.LogicalSize, e.FileSize, atime, mtime, time.Unix(e.CreatedTS, 0))
-	a.Ino = entryIno(e.ID)
+	mtime := time.Unix(0, e.modTimeNS)
+	fileAttr(fsys, a, e.size, e.stored, atime, mtime, time.Unix(e.createdTS, 0))
+	a.Ino = entryIno(e.id)
 }
 
 // fileAttr fills a regular file's attributes. Blocks count the stored
@@ -144,7 +147,7 @@ func (n *fileNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 			if err := c.truncate(ctx, int64(size)); err != nil {
 				return n.fsys.fail("truncate", path, err)
 			}
-		case e != nil && int64(size) == e.LogicalSize:
+		case e != nil && int64(size) == e.size:
 			// Nothing changes.
 		default:
 			// Truncating a committed version in place by path cannot give
@@ -158,12 +161,12 @@ func (n *fileNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 		case c != nil:
 			c.setMtime(mtime.UnixNano())
 		case e != nil:
-			if err := n.fsys.db.SetModTime(uninterruptible(ctx), e.ID, mtime.UnixNano()); err != nil {
+			if err := n.fsys.db.SetModTime(uninterruptible(ctx), e.id, mtime.UnixNano()); err != nil {
 				return n.fsys.fail("utimes", path, err)
 			}
 			updated := *e
-			updated.ModTimeNS = mtime.UnixNano()
-			n.setEntry(updated)
+			updated.modTimeNS = mtime.UnixNano()
+			n.setEntry(&updated)
 		}
 	}
 	// Mode, owner and atime changes succeed and change nothing, so cp -p and
@@ -190,15 +193,19 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		}
 		return nil, 0, syscall.ENOENT
 	}
-	path := e.Symbol + "/" + entryName(e.Key)
 	sym, key, located := n.fsys.location(&n.Inode)
-	if !located {
-		sym, key = e.Symbol, e.Key
+	if !located && n.private != nil {
+		sym, key = n.private.symbol, n.private.key
+	}
+	path := sym + "/" + entryName(key)
+	if !located && n.private == nil {
+		// Only for messages: writers never use this name (openWrite).
+		path = n.fsys.pathOf(&n.Inode)
 	}
 	if write {
 		return n.openWrite(ctx, e, sym, key, located, flags)
 	}
-	if n.private {
+	if n.private != nil {
 		// A writer's private inode, reached by a reader: racing the
 		// writer's lookup, or on a thread whose writer mark outlived its
 		// writer (an open that failed before reaching its inode). Clear
@@ -208,9 +215,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		}
 		return nil, 0, syscall.ESTALE
 	}
-	r, err := n.fsys.store.OpenBlob(e.Path)
+	r, err := n.fsys.store.OpenBlob(e.path())
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && n.fsys.superseded(ctx, e.ID) {
+		if errors.Is(err, os.ErrNotExist) && n.fsys.superseded(ctx, e.id) {
 			// The kernel resolved the name to a version that was replaced
 			// or removed since (its notification is on the way): ESTALE
 			// makes it look the name up again and open what is there now.
@@ -218,16 +225,16 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		}
 		return nil, 0, n.fsys.fail("open", path, err)
 	}
-	if size := r.Size(); size != e.LogicalSize {
+	if size := r.Size(); size != e.size {
 		// A blob cut short (or grown) behind the daemon's back: serving
 		// it would hand out short bytes as a success, and by passthrough
 		// the reads would never even reach the daemon. OpenBlob has the
 		// size from its fstat already.
 		r.Close()
 		return nil, 0, n.fsys.fail("open", path, fmt.Errorf("blob %s holds %d bytes, the manifest says %d: %w",
-			e.Path, size, e.LogicalSize, blobstore.ErrCorrupt))
+			e.path(), size, e.size, blobstore.ErrCorrupt))
 	}
-	n.fsys.db.RecordAccess(e.ID, n.fsys.now())
+	n.fsys.db.RecordAccess(e.id, n.fsys.now())
 	n.fsys.stats.hits.Add(1)
 	n.fsys.stats.openReaders.Add(1)
 	h := &readHandle{fsys: n.fsys, node: n, r: r, path: path}
@@ -249,11 +256,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 // openWrite opens committed version e for writing a new version of
 // symbol/key; located says whether that name comes from the tree (else it is
 // e's, which a rename may have made stale).
-func (n *fileNode) openWrite(ctx context.Context, e *manifest.Entry, sym, key string, located bool, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+func (n *fileNode) openWrite(ctx context.Context, e *version, sym, key string, located bool, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	// Redirect even a node that has left the tree (a lookup racing a
 	// replace can leave the kernel a stale name for a moment): the
 	// retry looks the name up afresh.
-	if caller, ok := fuse.FromContext(ctx); ok && !n.private {
+	if caller, ok := fuse.FromContext(ctx); ok && n.private == nil {
 		if n.fsys.redirectWriter(caller.Pid) {
 			// Readers share this inode: have the kernel look the name
 			// up again, and give this writer an inode of its own.
@@ -275,12 +282,12 @@ func (n *fileNode) openWrite(ctx context.Context, e *manifest.Entry, sym, key st
 	}
 	n.io.writers++
 	n.mu.Unlock()
-	var base *manifest.Entry
+	var base *version
 	if flags&syscall.O_TRUNC == 0 {
 		base = e
 	}
 	h := n.openWriter(sym, key, base)
-	if n.private {
+	if n.private != nil {
 		// The inode is this writer's alone: its fstat may show the
 		// pending size, as for a created file.
 		if caller, ok := fuse.FromContext(ctx); ok {
@@ -299,7 +306,7 @@ func (n *fileNode) openWrite(ctx context.Context, e *manifest.Entry, sym, key st
 
 // openWriter starts a new version of symbol/key on this node, from base
 // (O_RDWR without O_TRUNC) or empty. The caller has counted it in io.writers.
-func (n *fileNode) openWriter(symbol, key string, base *manifest.Entry) *writeHandle {
+func (n *fileNode) openWriter(symbol, key string, base *version) *writeHandle {
 	n.fsys.stats.openWriters.Add(1)
 	return &writeHandle{
 		fsys:    n.fsys,
@@ -322,23 +329,23 @@ func (n *fileNode) xattr(name string) (string, bool) {
 	}
 	switch name {
 	case xattrPrefix + "hash":
-		return e.Hash, true
+		return e.hashHex(), true
 	case xattrPrefix + "hash_method":
-		return e.HashMethod, true
+		return e.hashMethod(), true
 	case xattrPrefix + "rows":
-		return strconv.FormatInt(e.Rows, 10), true
+		return strconv.FormatInt(e.rows, 10), true
 	case xattrPrefix + "start_ts":
-		return strconv.FormatInt(e.StartTS, 10), true
+		return strconv.FormatInt(e.startTS, 10), true
 	case xattrPrefix + "end_ts":
-		return strconv.FormatInt(e.EndTS, 10), true
+		return strconv.FormatInt(e.endTS, 10), true
 	case xattrPrefix + "stored_bytes":
-		return strconv.FormatInt(e.FileSize, 10), true
+		return strconv.FormatInt(e.stored, 10), true
 	case xattrPrefix + "access_count":
-		count := e.AccessCount
-		if fresh, err := n.fsys.db.GetByID(context.Background(), e.ID); err == nil {
+		count := e.accessCount
+		if fresh, err := n.fsys.db.GetByID(context.Background(), e.id); err == nil {
 			count = fresh.AccessCount
 		}
-		pending, _ := n.fsys.db.PendingAccess(e.ID)
+		pending, _ := n.fsys.db.PendingAccess(e.id)
 		return strconv.FormatInt(count+pending, 10), true
 	}
 	return "", false
@@ -406,7 +413,7 @@ var (
 )
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if raw := h.r.RawFile(); raw != nil {
+	if raw := h.r.RawFile(); raw != nil && len(dest) <= spliceLimit {
 		// The kernel splices straight from the blob.
 		return fuse.ReadResultFd(raw.Fd(), off, len(dest)), 0
 	}
@@ -414,7 +421,7 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil && err != io.EOF {
 		return nil, h.fsys.fail("read", h.path, err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return dataResult(dest[:n]), 0
 }
 
 func (h *readHandle) PassthroughFd() (int, bool) {
@@ -466,7 +473,7 @@ func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 	if err != nil && err != io.EOF {
 		return nil, h.fsys.fail("read", h.symbol+"/"+entryName(h.key), err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return dataResult(dest[:n]), 0
 }
 
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
@@ -505,11 +512,12 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	h.node.mu.Lock()
 	// A version readers share keeps showing itself to them; any other node
 	// (a created file, a writer's private inode) now shows the new one.
-	shared := !h.node.private && h.node.created == nil && h.node.entry != nil
+	shared := h.node.private == nil && h.node.created == nil && h.node.entry != nil
 	if !shared {
-		h.node.entry = &e
+		v := newVersion(&e)
+		h.node.entry = &v
 	}
-	replaced := shared || h.node.private
+	replaced := shared || h.node.private != nil
 	h.node.mu.Unlock()
 	if replaced {
 		// Others may hold the name cached as the replaced version's inode:

@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"featurefs/blobstore"
 	"featurefs/hashing"
@@ -209,7 +212,7 @@ func Mount(mountpoint string, fsys *FS, mo MountOptions) (*fuse.Server, error) {
 			DirectMount: mo.Direct,
 			// 1 MiB writes roughly double write throughput over 128 KiB.
 			MaxWrite:     1 << 20,
-			MaxReadAhead: 1 << 20,
+			MaxReadAhead: maxReadAhead,
 			Debug:        mo.Debug,
 			// O_TRUNC arrives in Open's flags instead of a separate SETATTR,
 			// so truncating an entry starts a new version atomically while
@@ -221,7 +224,32 @@ func Mount(mountpoint string, fsys *FS, mo MountOptions) (*fuse.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
+	if err := raiseReadAhead(mountpoint, maxReadAhead); err != nil {
+		fsys.log.Debug("kernel read-ahead stays at its default", "mountpoint", mountpoint, "err", err)
+	}
 	return server, nil
+}
+
+// maxReadAhead is the most the kernel reads ahead of a sequential reader in
+// one request.
+const maxReadAhead = 1 << 20
+
+// raiseReadAhead lets the kernel read ahead up to n bytes in one request.
+// The FUSE connection's limit alone does not: the kernel caps read-ahead at
+// the mount's backing device setting, 128 KiB unless raised, and a zstd
+// entry read cold in 128 KiB requests spends ~7% more time than in 1 MiB
+// ones (per-request overhead). Only root may write the setting; elsewhere
+// the default stays.
+func raiseReadAhead(mountpoint string, n int) error {
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", mountpoint, err)
+	}
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(path, []byte(strconv.Itoa(n>>10)), 0); err != nil {
+		return fmt.Errorf("set %s: %w", path, err)
+	}
+	return nil
 }
 
 func permissionOptions(allowOther bool) []string {

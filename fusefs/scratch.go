@@ -215,7 +215,7 @@ func (h *scratchHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.
 	if err != nil && err != io.EOF {
 		return nil, h.node.fsys.fail("read", h.node.name, err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return dataResult(dest[:n]), 0
 }
 
 func (h *scratchHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {

@@ -82,13 +82,14 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 // entryInode returns the inode of a committed version under parent, reusing
 // the kernel's inode when it already knows the version.
 func (fsys *FS) entryInode(ctx context.Context, parent *fs.Inode, e manifest.Entry, out *fuse.EntryOut) *fs.Inode {
-	node := &fileNode{fsys: fsys, entry: &e}
+	v := newVersion(&e)
+	node := &fileNode{fsys: fsys, entry: &v}
 	child := parent.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: entryIno(e.ID)})
 	if existing, ok := child.Operations().(*fileNode); ok && existing != node {
 		// Same version, possibly fresher metadata (mtime, access).
-		existing.setEntry(e)
+		existing.setEntry(&v)
 	}
-	fsys.entryAttr(&out.Attr, &e)
+	fsys.entryAttr(&out.Attr, &v)
 	fsys.cacheName(out, entryAttrTimeout)
 	return child
 }
@@ -97,7 +98,8 @@ func (fsys *FS) entryInode(ctx context.Context, parent *fs.Inode, e manifest.Ent
 // e until the commit, readers never get it, and the kernel may not cache the
 // name, so everyone else's next lookup returns to the committed version.
 func (s *symbolNode) writerInode(ctx context.Context, e manifest.Entry, out *fuse.EntryOut) *fs.Inode {
-	node := &fileNode{fsys: s.fsys, entry: &e, private: true}
+	v := newVersion(&e)
+	node := &fileNode{fsys: s.fsys, entry: &v, private: &entryRef{symbol: e.Symbol, key: e.Key}}
 	child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: s.fsys.newIno()})
 	node.fill(&out.Attr)
 	return child

@@ -99,5 +99,5 @@ func (fsys *FS) stale(ctx context.Context, dir *fs.Inode, symbol, key string) bo
 		// Gone (or unknown): let the kernel ask again.
 		return true
 	}
-	return shown == nil || shown.ID != cur.ID || shown.ModTimeNS != cur.ModTimeNS
+	return shown == nil || shown.id != cur.ID || shown.modTimeNS != cur.ModTimeNS
 }

@@ -206,7 +206,7 @@ func blobPath(name string, compressed bool) (shard, rel string) {
 	return shard, rel
 }
 
-// Ref is a blob path in 17 bytes instead of a string of 54: the form to
+// Ref is a blob path in 17 bytes instead of a string of 52 or 56: the form to
 // keep where many blob paths are held at once (a mount keeps one per inode
 // the kernel holds, 100k after one `ls -l`).
 type Ref struct {

@@ -466,7 +466,10 @@ func (s *Store) trial(ctx context.Context, f io.ReaderAt, size int64) (trialResu
 	if whole {
 		kept = make([][]byte, (n+frameSize-1)/frameSize)
 	}
-	src := s.frameBufs.get(uint32(min(n, frameSize)))
+	// Full frame-sized buffers, whatever the sample's size: the pool
+	// serves the readers' frames too, and a smaller buffer put back there
+	// would be dropped by the next reader that draws it.
+	src := s.frameBufs.get(uint32(frameSize))
 	defer s.frameBufs.put(src)
 	// Room for a frame that does not shrink: headers, block headers and
 	// the checksum around the stored bytes.

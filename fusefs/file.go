@@ -199,8 +199,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	}
 	path := sym + "/" + entryName(key)
 	if !located && n.private == nil {
-		// Only for messages: writers never use this name (openWrite).
-		path = n.fsys.pathOf(&n.Inode)
+		// Only for messages: writers never use this name (openWrite). A
+		// node the tree has dropped has no path left.
+		if path = n.fsys.pathOf(&n.Inode); path == "" {
+			path = fmt.Sprintf("entry id %d (replaced or removed)", e.id)
+		}
 	}
 	if write {
 		return n.openWrite(ctx, e, sym, key, located, flags)
@@ -413,7 +416,7 @@ var (
 )
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if raw := h.r.RawFile(); raw != nil && len(dest) <= spliceLimit {
+	if raw := h.r.RawFile(); raw != nil && canSplice(len(dest)) {
 		// The kernel splices straight from the blob.
 		return fuse.ReadResultFd(raw.Fd(), off, len(dest)), 0
 	}

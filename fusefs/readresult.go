@@ -1,27 +1,27 @@
 package fusefs
 
-import "github.com/hanwen/go-fuse/v2/fuse"
+import (
+	"os"
 
-// dataResult is a read reply held in memory. go-fuse writes a reply that
-// offers its Slices straight to the device with writev; any other in-memory
-// result (fuse.ReadResultData) first goes through its splice path, which
-// takes a pipe, resizes it and writes the header into it before finding
-// there is no file to splice from: several wasted system calls per read,
-// and for a 1 MiB read, which needs a pipe larger than the system allows,
-// a log line too.
-type dataResult []byte
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/hanwen/go-fuse/v2/splice"
+)
 
-func (r dataResult) Bytes([]byte) ([]byte, fuse.Status) { return r, fuse.OK }
-func (r dataResult) Size() int                          { return len(r) }
-func (r dataResult) Done()                              {}
+// dataResult is a read reply held in memory. go-fuse writes a vector reply
+// straight to the device with writev; fuse.ReadResultData instead first goes
+// through its splice path, which takes a pipe, resizes it and writes the
+// header into it before finding there is no file to splice from: several
+// wasted system calls per read, and for a 1 MiB read, which needs a pipe
+// larger than the system allows, a log line too.
+func dataResult(b []byte) fuse.ReadResult { return fuse.ReadResultVector([][]byte{b}) }
 
-// Slices is the method go-fuse looks for to write the reply directly.
-func (r dataResult) Slices() ([][]byte, fuse.Status) { return [][]byte{r}, fuse.OK }
+// replySlack is what go-fuse adds to a read's data when it sizes the pipe
+// for a splice: the reply header and a page, so the pipe never fills.
+var replySlack = 16 + os.Getpagesize()
 
-// spliceLimit is the largest read of a raw blob answered by splice: the
-// reply (header, data and a page of slack) must fit the pipe go-fuse grows,
-// and go-fuse does not grow one past the system's pipe-max-size (1 MiB by
-// default). The kernel asks for up to 1 MiB at once
-// (MaxReadAhead), so larger reads are copied with one pread instead of
+// canSplice reports whether a read of n bytes from a raw blob can be
+// answered by splice: go-fuse does not grow a pipe past the system's
+// pipe-max-size (1 MiB by default), and the kernel asks for up to 1 MiB at
+// once (MaxReadAhead). Larger reads are copied with one pread instead of
 // failing the splice first.
-const spliceLimit = 1<<20 - 2*4096
+func canSplice(n int) bool { return n+replySlack <= splice.MaxPipeSize() }

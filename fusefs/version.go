@@ -11,8 +11,8 @@ import (
 // version is a committed version as an inode keeps it: the manifest row's
 // fields that attributes, opens and extended attributes need, packed. The
 // kernel can hold an inode for every entry of a listing (100k after one
-// `ls -l`), and a row as the manifest returns it (seven strings, three of
-// them names the tree already holds) costs twice the memory.
+// `ls -l`), and a row as the manifest returns it (five strings, two of them
+// names the tree already holds) costs twice the memory.
 type version struct {
 	id          int64
 	size        int64 // the parquet's size
@@ -35,12 +35,12 @@ type version struct {
 	odd *versionText
 }
 
-// versionText is a version's text the packed fields cannot hold; an empty
-// field means the packed one holds it.
+// versionText is a version's text the packed fields cannot hold: hash and
+// path count where hashSet and pathSet say so (either may be empty text),
+// method where the version's method is methodOther.
 type versionText struct {
 	hash, path, method string
-	// hashSet says hash holds the hash even when empty.
-	hashSet, pathSet bool
+	hashSet, pathSet   bool
 }
 
 // methodCode is a hash method in one byte.

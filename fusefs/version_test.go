@@ -20,7 +20,7 @@ func TestVersionGivesBackTheRow(t *testing.T) {
 		{manifest.Entry{Path: "blobs/00/ff/00ff0651a67c686bd8b53bd622480d9a.parquet", Hash: "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08", HashMethod: "full"}, false},
 		{manifest.Entry{Path: "blobs/00/ff/00ff0651a67c686bd8b53bd622480d9a.parquet", Hash: hash, HashMethod: "md5"}, false},
 		{manifest.Entry{Path: "", Hash: "", HashMethod: ""}, false},
-		{manifest.Entry{Path: "blobs/b5/8e/b58e0651a67c686bd8b53bd622480d9a.parquet", Hash: "not hex at all, but 64 characters long: 0123456789abcdef012345", HashMethod: "full"}, false},
+		{manifest.Entry{Path: "blobs/b5/8e/b58e0651a67c686bd8b53bd622480d9a.parquet", Hash: "not hex at all, but 64 characters long: 0123456789abcdef01234567", HashMethod: "full"}, false},
 	} {
 		e := c.e
 		e.ID, e.LogicalSize, e.FileSize, e.Rows = 7, 1000, 400, 12

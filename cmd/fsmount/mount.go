@@ -284,8 +284,8 @@ func prepareMountpoint(mnt string, log *slog.Logger) error {
 		}
 	}
 	_, err := os.Stat(mnt)
-	if err == nil {
-		err = probe(mnt)
+	if perr := probe(mnt); err == nil && errors.Is(perr, syscall.ENOTCONN) {
+		err = perr
 	}
 	switch {
 	case err == nil:

@@ -12,29 +12,31 @@ import (
 // commit turns c into the new version of symbol/key, following SPEC §3:
 // validate, hash, describe, store durably, then insert the manifest row. Only
 // the row makes the version visible, so a failure at any step leaves the
-// previous version as it was. The caller holds no lock on c.
-func (fsys *FS) commit(ctx context.Context, symbol, key string, c *content) (manifest.Entry, error) {
+// previous version as it was. The caller holds no lock on c. The version
+// returned is also c's new base: versions are never changed once made, so
+// the writer's node may share it.
+func (fsys *FS) commit(ctx context.Context, symbol, key string, c *content) (*version, error) {
 	// A signal to the writer interrupts the FUSE request its close waits on,
 	// but close(2) is not restartable: a commit is carried through once
 	// begun, and its result is what close returns.
 	ctx = context.WithoutCancel(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	entry, err := fsys.commitLocked(ctx, symbol, key, c)
+	v, err := fsys.commitLocked(ctx, symbol, key, c)
 	if err != nil {
 		fsys.stats.rejected.Add(1)
-		return manifest.Entry{}, fmt.Errorf("commit %s/%s: %w", symbol, entryName(key), err)
+		return nil, fmt.Errorf("commit %s/%s: %w", symbol, entryName(key), err)
 	}
 	fsys.stats.commits.Add(1)
-	return entry, nil
+	return v, nil
 }
 
-func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content) (manifest.Entry, error) {
+func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content) (*version, error) {
 	if c.failed != nil {
-		return manifest.Entry{}, fmt.Errorf("an earlier write failed: %w", c.failed)
+		return nil, fmt.Errorf("an earlier write failed: %w", c.failed)
 	}
 	if err := c.stage(ctx); err != nil {
-		return manifest.Entry{}, err
+		return nil, err
 	}
 	f, size := c.staged.File(), c.size
 
@@ -43,11 +45,11 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	// Nothing has changed on disk yet, so a failure here needs no cleanup.
 	info, err := hashing.Inspect(f, size)
 	if err != nil {
-		return manifest.Entry{}, err
+		return nil, err
 	}
 	sum, err := c.hash(ctx, f, size)
 	if err != nil {
-		return manifest.Entry{}, err
+		return nil, err
 	}
 
 	// 4: the blob is durable before any row names it. On success Publish
@@ -56,7 +58,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	fsys.failpoint("commit-before-publish")
 	pub, err := fsys.store.Publish(ctx, c.staged, size)
 	if err != nil {
-		return manifest.Entry{}, err
+		return nil, err
 	}
 	c.staged, c.prefix = nil, nil
 
@@ -84,7 +86,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 			fsys.log.Warn("remove unreferenced blob", "path", pub.Blob.Path, "err", rmErr)
 		}
 		c.dirty, c.base = false, nil
-		return manifest.Entry{}, err
+		return nil, err
 	}
 	fsys.releasePublished(pub)
 	switch sum.Method {
@@ -102,7 +104,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	v := newVersion(&committed)
 	c.base = &v
 	c.dirty = false
-	return committed, nil
+	return &v, nil
 }
 
 func (fsys *FS) releasePublished(pub interface{ Release() error }) {

@@ -86,12 +86,12 @@ func TestCommitHashMatchesBytesWhateverTheWriteOrder(t *testing.T) {
 				t.Errorf("prefix hash kept = %v, want %v", got, tc.incremental)
 			}
 			key := hex.EncodeToString([]byte{byte(i)})
-			e, err := fsys.commit(ctx, "SYM", key, c)
+			v, err := fsys.commit(ctx, "SYM", key, c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.Hash != hex.EncodeToString(want[:]) || e.HashMethod != "full" {
-				t.Errorf("committed hash %s (%s), want full %x", e.Hash, e.HashMethod, want)
+			if v.hashHex() != hex.EncodeToString(want[:]) || v.hashMethod() != "full" {
+				t.Errorf("committed hash %s (%s), want full %x", v.hashHex(), v.hashMethod(), want)
 			}
 		})
 	}

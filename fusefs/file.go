@@ -511,7 +511,7 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	if s, k, ok := h.fsys.location(&h.node.Inode); ok {
 		sym, key = s, k
 	}
-	e, err := h.fsys.commit(ctx, sym, key, h.content)
+	v, err := h.fsys.commit(ctx, sym, key, h.content)
 	if err != nil {
 		errno := h.fsys.fail("close", sym+"/"+entryName(key), err)
 		h.dropUncommittedName()
@@ -523,8 +523,7 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	// (a created file, a writer's private inode) now shows the new one.
 	shared := h.node.private == nil && h.node.created == nil && h.node.entry != nil
 	if !shared {
-		v := newVersion(&e)
-		h.node.entry = &v
+		h.node.entry = v
 	}
 	replaced := shared || h.node.private != nil
 	h.node.mu.Unlock()

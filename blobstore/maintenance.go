@@ -140,6 +140,15 @@ func (s *Store) walkDir(ctx context.Context, rel string, staging bool, fn func(F
 // a commit in flight). It reports whether the file was removed. A file that is
 // already gone is not an error.
 func (s *Store) RemoveUnlocked(path string) (bool, error) {
+	return s.RemoveUnlockedIf(path, nil)
+}
+
+// RemoveUnlockedIf is RemoveUnlocked that, once it holds the file's lock,
+// asks decide (when not nil) whether to go on. A decision taken before the
+// lock could be stale by then: the owner may have finished and released the
+// file meanwhile (a commit that inserted its row), so the caller re-checks
+// here, where nothing local can change the answer before the unlink.
+func (s *Store) RemoveUnlockedIf(path string, decide func() (bool, error)) (bool, error) {
 	if err := checkPath(path, BlobsDir, StagingDir); err != nil {
 		return false, fmt.Errorf("blobstore: remove: %w", err)
 	}
@@ -182,6 +191,12 @@ func (s *Store) RemoveUnlocked(path string) (bool, error) {
 	}
 	if !same {
 		return false, nil
+	}
+	if decide != nil {
+		ok, err := decide()
+		if err != nil || !ok {
+			return false, err
+		}
 	}
 	// Unlink before the deferred close drops the lock. No fsync: an orphan
 	// brought back by a crash is simply collected again.

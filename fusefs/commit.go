@@ -61,6 +61,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 		return nil, err
 	}
 	c.staged, c.prefix = nil, nil
+	published := time.Now()
 
 	// 5: the row. The commit must not be abandoned half-way because the
 	// writer was interrupted: the blob is already in place.
@@ -76,6 +77,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 		Hash:        sum.Hex,
 		HashMethod:  string(sum.Method),
 		ModTimeNS:   c.mtimeNS,
+		PublishedAt: published,
 	}
 	fsys.failpoint("commit-before-row")
 	committed, replaced, err := fsys.db.Commit(ctx, e)

@@ -93,6 +93,9 @@ type Options struct {
 type hooks struct {
 	// locked runs once the GC lock is held.
 	locked func()
+	// orphanChecked runs between the orphan phase's reference check of a
+	// blob or staging file and its removal.
+	orphanChecked func(path string)
 }
 
 func (o Options) withDefaults() Options {
@@ -470,10 +473,25 @@ func (r *runner) accessedSince(id int64, t time.Time) bool {
 	return n > 0 && !last.Before(t)
 }
 
-// orphans removes blobs no row references and stale staging files.
+// orphans removes blobs no row references and stale staging files, then
+// forgets claims old enough that no commit can still name their blobs.
 func (r *runner) orphans() error {
 	cutoff := r.start.Add(-r.opts.OrphanGrace)
-	return r.store.Walk(r.ctx, func(f blobstore.File) error {
+	if err := r.store.Walk(r.ctx, r.orphan(cutoff)); err != nil {
+		return err
+	}
+	if r.opts.DryRun {
+		return nil
+	}
+	if _, err := r.db.PruneClaims(r.ctx, r.start.Add(-manifest.ClaimRetention)); err != nil {
+		r.rep.addError(err)
+	}
+	return nil
+}
+
+// orphan returns the decision for one file of the orphan walk.
+func (r *runner) orphan(cutoff time.Time) func(blobstore.File) error {
+	return func(f blobstore.File) error {
 		if err := r.ctx.Err(); err != nil {
 			return err
 		}
@@ -498,9 +516,22 @@ func (r *runner) orphans() error {
 			r.log.Debug("gc would remove orphan", "path", f.Path, "bytes", f.Size, "staging", f.Staging)
 			return nil
 		}
-		// A writer or a commit between blob publication and manifest insert
-		// holds the file's lock, so an old but live file is skipped.
-		removed, err := r.store.RemoveUnlocked(f.Path)
+		if r.opts.hooks.orphanChecked != nil {
+			r.opts.hooks.orphanChecked(f.Path)
+		}
+		// A writer or a local commit between blob publication and manifest
+		// insert holds the file's lock, so an old but live file is skipped.
+		// The reference check above is stale once the lock is ours: a
+		// commit may have inserted its row and released the file since. So
+		// a blob is removed only after the manifest, under its write lock,
+		// found no row naming it and recorded the claim that makes any
+		// later commit of it fail (manifest.ClaimBlob); that holds where no
+		// file lock reaches (another host, a shared store).
+		var decide func() (bool, error)
+		if !f.Staging {
+			decide = func() (bool, error) { return r.db.ClaimBlob(r.ctx, f.Path) }
+		}
+		removed, err := r.store.RemoveUnlockedIf(f.Path, decide)
 		if err != nil {
 			r.rep.addError(fmt.Errorf("remove orphan %s: %w", f.Path, err))
 			return nil
@@ -513,7 +544,7 @@ func (r *runner) orphans() error {
 		r.rep.addDeletion(d, true)
 		r.log.Debug("gc removed orphan", "path", f.Path, "bytes", f.Size, "staging", f.Staging)
 		return nil
-	})
+	}
 }
 
 // maintain keeps the manifest small and its WAL short.

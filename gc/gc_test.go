@@ -597,3 +597,66 @@ func mustSymlink(t *testing.T, target, link string) {
 		t.Fatal(err)
 	}
 }
+
+// The orphan phase checks that no row names a blob, then takes the blob's
+// lock and removes it. A commit that inserts its row and releases the blob
+// between the two must keep its blob: the check is made again, under the
+// manifest's write lock, once the file lock is held.
+func TestCommitBetweenOrphanCheckAndRemovalKeepsBlob(t *testing.T) {
+	c := newCacheT(t)
+	data := parquetFile(t, 100)
+	p := c.publish(data)
+	c.age(p.Blob.Path, 3*time.Hour) // past the grace: only the re-check protects it
+
+	var committed manifest.Entry
+	opts := c.opts()
+	opts.OrphanGrace = time.Hour
+	opts.hooks.orphanChecked = func(path string) {
+		if path != p.Blob.Path || committed.ID != 0 {
+			return
+		}
+		// The commit finishes inside the window: row in, lock released.
+		committed = c.commitBlob("AAPL", "racing", p)
+		if err := p.Release(); err != nil {
+			t.Error(err)
+		}
+	}
+	rep := c.run(opts)
+	if committed.ID == 0 {
+		t.Fatal("the orphan phase never checked the blob of the commit in flight")
+	}
+	if rep.Summary.OrphanedFiles != 0 || !c.fileExists(p.Blob.Path) {
+		t.Fatalf("GC removed the blob of an acknowledged commit (orphans %d)", rep.Summary.OrphanedFiles)
+	}
+	got, err := c.db.Get(context.Background(), "AAPL", "racing")
+	if err != nil || got.Path != p.Blob.Path {
+		t.Fatalf("entry = %+v, %v; want its row naming %s", got, err, p.Blob.Path)
+	}
+}
+
+// The other order: once GC has claimed an old unreferenced blob, a commit
+// that names it fails and nothing is committed, instead of a row whose blob
+// GC removes. Nothing here holds a file lock, as on a store that has none.
+func TestCommitOfClaimedBlobFails(t *testing.T) {
+	c := newCacheT(t)
+	p := c.publish(parquetFile(t, 10))
+	if err := p.Release(); err != nil { // no lock: a stalled commit on another host
+		t.Fatal(err)
+	}
+	c.age(p.Blob.Path, 3*time.Hour)
+	opts := c.opts()
+	opts.OrphanGrace = time.Hour
+	if rep := c.run(opts); rep.Summary.OrphanedFiles != 1 {
+		t.Fatalf("orphans = %d, want the unreferenced blob", rep.Summary.OrphanedFiles)
+	}
+	_, _, err := c.db.Commit(context.Background(), manifest.Entry{
+		Symbol: "AAPL", Key: "late", Path: p.Blob.Path,
+		FileSize: p.Blob.StoredSize, LogicalSize: p.Blob.LogicalSize, Hash: "0", HashMethod: "full",
+	})
+	if !errors.Is(err, manifest.ErrBlobClaimed) {
+		t.Fatalf("Commit of a removed blob: %v, want ErrBlobClaimed", err)
+	}
+	if _, err := c.db.Get(context.Background(), "AAPL", "late"); !errors.Is(err, manifest.ErrNotFound) {
+		t.Fatalf("a row names the removed blob: %v", err)
+	}
+}

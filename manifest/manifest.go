@@ -48,6 +48,10 @@ var (
 	ErrReadOnly = errors.New("manifest read-only")
 	// ErrClosed: the DB was closed.
 	ErrClosed = errors.New("manifest closed")
+	// ErrBlobClaimed: GC claimed the blob a Commit names as an orphan, or
+	// the blob was published too long ago for the commit to be safe
+	// (MaxCommitDelay). Nothing was committed.
+	ErrBlobClaimed = errors.New("blob claimed by garbage collection")
 	// ErrChangesTrimmed: the changes after the cursor passed to Changes were
 	// trimmed by Maintain; the caller must treat everything as changed and
 	// continue from the returned cursor.
@@ -76,6 +80,16 @@ type Entry struct {
 	ModTimeNS      int64
 	LastAccessedTS int64
 	AccessCount    int64
+	// FullHash is the SHA-256 of every byte of an entry whose Hash is a
+	// footer hash, computed after the commit (SetFullHash); empty until
+	// then, and for entries whose Hash already covers every byte.
+	FullHash string
+
+	// PublishedAt, when set, is when the blob Path names was published; it
+	// is not stored. Commit refuses a blob published more than
+	// MaxCommitDelay ago: GC may have judged it an orphan by then (see
+	// ClaimBlob).
+	PublishedAt time.Time
 }
 
 // Options configure Open. The zero value gives the production defaults.
@@ -90,6 +104,11 @@ type Options struct {
 	// MaxRetries bounds the retries of a write after SQLITE_BUSY (default 10;
 	// negative means none).
 	MaxRetries int
+	// RetryBudget bounds how long one write waits for the lock in all,
+	// from when it was asked for (default DefaultRetryBudget): a commit
+	// queued behind others waiting for the same lock shares their wait
+	// instead of starting its own after theirs.
+	RetryBudget time.Duration
 	// AccessFlushInterval is how long opens are coalesced before being written
 	// (default 1s; negative disables the background flusher).
 	AccessFlushInterval time.Duration
@@ -109,6 +128,10 @@ type Options struct {
 	Failpoint func(name string)
 }
 
+// DefaultRetryBudget is the longest a write waits for a manifest another
+// process holds locked before it fails with ErrBusy.
+const DefaultRetryBudget = 20 * time.Second
+
 const (
 	defaultBusyTimeout   = time.Second
 	defaultMaxRetries    = 10
@@ -125,6 +148,9 @@ func (o Options) withDefaults() Options {
 		o.MaxRetries = defaultMaxRetries
 	} else if o.MaxRetries < 0 {
 		o.MaxRetries = 0
+	}
+	if o.RetryBudget <= 0 {
+		o.RetryBudget = DefaultRetryBudget
 	}
 	if o.AccessFlushInterval == 0 {
 		o.AccessFlushInterval = defaultFlushInterval

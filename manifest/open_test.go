@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,8 +18,8 @@ func TestOpenCreatesMissingFile(t *testing.T) {
 	var v, mode string
 	db.r.QueryRow("PRAGMA user_version").Scan(&v)
 	db.r.QueryRow("PRAGMA journal_mode").Scan(&mode)
-	if v != "1" || mode != "wal" {
-		t.Fatalf("user_version %s, journal_mode %s; want 1, wal", v, mode)
+	if v != fmt.Sprint(schemaVersion) || mode != "wal" {
+		t.Fatalf("user_version %s, journal_mode %s; want %d, wal", v, mode, schemaVersion)
 	}
 	var sync int
 	db.w.QueryRow("PRAGMA synchronous").Scan(&sync)

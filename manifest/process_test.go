@@ -386,3 +386,48 @@ func TestCommitGivesUpWithErrBusy(t *testing.T) {
 		t.Fatalf("Commit once the lock is gone: %v", err)
 	}
 }
+
+// A commit queued while others wait for a lock another process holds shares
+// their wait: it gives up when its own budget is spent, counted from when it
+// was queued, not after theirs has run out and its own has started.
+func TestQueuedCommitWaitsOneBudget(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "manifest.db")
+	const budget = 1500 * time.Millisecond
+	db := openAtT(t, path, Options{BusyTimeout: 100 * time.Millisecond, MaxRetries: 1000, RetryBudget: budget})
+	p := startHelper(t, "hold", "M_PATH="+path, "M_HOLD_MS=4000")
+	p.expect(t, "LOCKED")
+
+	type result struct {
+		queued, failed time.Time
+		err            error
+	}
+	results := make(chan result, 3)
+	for i := range 3 {
+		go func() {
+			time.Sleep(time.Duration(i) * 300 * time.Millisecond)
+			r := result{queued: time.Now()}
+			_, _, r.err = db.Commit(ctx, entry("Q", fmt.Sprint("k", i)))
+			r.failed = time.Now()
+			results <- r
+		}()
+	}
+	var waits []time.Duration
+	for range 3 {
+		r := <-results
+		if !errors.Is(r.err, ErrBusy) {
+			t.Fatalf("Commit under a held lock: %v, want ErrBusy", r.err)
+		}
+		waits = append(waits, r.failed.Sub(r.queued))
+	}
+	t.Logf("waits %v", waits)
+	// Each waits one budget, give or take one attempt; the old queue made
+	// the later ones wait a second budget after the first had failed.
+	for _, w := range waits {
+		if w < budget || w > budget+600*time.Millisecond {
+			t.Fatalf("commits waited %v for a budget of %v", waits, budget)
+		}
+	}
+	p.expect(t, "RELEASED")
+	p.wait(t)
+}

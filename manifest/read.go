@@ -13,7 +13,7 @@ import (
 // state and never wait for a writer, in this process or another.
 
 const entryCols = `id, symbol, key, path, start_ts, end_ts, rows, file_size_bytes,
-	logical_size_bytes, hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count`
+	logical_size_bytes, hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count, full_hash`
 
 // pageSize is how many rows a streaming walk reads per query. Each page is its
 // own short read transaction, so a walk over millions of rows neither pins an
@@ -25,7 +25,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanEntry(s scanner) (Entry, error) {
 	var e Entry
 	err := s.Scan(&e.ID, &e.Symbol, &e.Key, &e.Path, &e.StartTS, &e.EndTS, &e.Rows, &e.FileSize,
-		&e.LogicalSize, &e.Hash, &e.HashMethod, &e.CreatedTS, &e.ModTimeNS, &e.LastAccessedTS, &e.AccessCount)
+		&e.LogicalSize, &e.Hash, &e.HashMethod, &e.CreatedTS, &e.ModTimeNS, &e.LastAccessedTS, &e.AccessCount, &e.FullHash)
 	return e, err
 }
 
@@ -383,4 +383,31 @@ func lastChange(ctx context.Context, q queryer) (int64, error) {
 		return 0, nil
 	}
 	return last, err
+}
+
+// EachUnhashed calls fn for every entry hashed by its footer whose full hash
+// is not yet stored (see SetFullHash), in id order, streaming.
+func (db *DB) EachUnhashed(ctx context.Context, fn func(Entry) error) error {
+	var last int64
+	for {
+		var page []Entry
+		err := db.read(ctx, func() (err error) {
+			page, err = queryEntries(ctx, db.r, "SELECT "+entryCols+
+				" FROM manifest INDEXED BY manifest_unhashed WHERE hash_method = 'footer' AND full_hash = '' AND id > ? ORDER BY id LIMIT ?",
+				last, pageSize)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("unhashed entries: %w", err)
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+			last = e.ID
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+	}
 }

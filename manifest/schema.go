@@ -11,8 +11,9 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. Version 0 is the original
 // layout: table manifest without id, logical_size_bytes and mtime_ns, and no
-// symbols or changes tables.
-const schemaVersion = 1
+// symbols or changes tables. Version 2 adds manifest.full_hash and table
+// blob_claims (see docs/design.md, "GC safety").
+const schemaVersion = 2
 
 // errNotManifest marks a SQLite file that holds something else.
 var errNotManifest = errors.New("not a manifest")
@@ -36,8 +37,24 @@ const manifestTable = `CREATE TABLE manifest (
 	mtime_ns           INTEGER NOT NULL,
 	last_accessed_ts   INTEGER NOT NULL,
 	access_count       INTEGER NOT NULL DEFAULT 0,
+	full_hash          TEXT    NOT NULL DEFAULT '',
 	UNIQUE (symbol, key)
 )`
+
+// blobClaimsTable records the blobs GC has decided to remove (ClaimBlob).
+// A commit naming a claimed blob fails, so a commit that published its blob
+// long ago and reaches its row only now can never insert a row whose blob
+// GC is deleting or has deleted.
+const blobClaimsTable = `CREATE TABLE IF NOT EXISTS blob_claims (
+	path       TEXT PRIMARY KEY NOT NULL,
+	claimed_ts INTEGER NOT NULL
+) WITHOUT ROWID`
+
+// unhashedIndex finds the entries whose full hash is still to be computed
+// (see DB.EachUnhashed); it holds only those, so it costs nothing once they
+// are hashed.
+const unhashedIndex = `CREATE INDEX IF NOT EXISTS manifest_unhashed ON manifest (id)
+	WHERE hash_method = 'footer' AND full_hash = ''`
 
 // schemaRest is everything but table manifest. It is created after the rows
 // of a migration are copied, so the copy neither logs one change per row nor
@@ -48,8 +65,10 @@ var schemaRest = []string{
 	`CREATE INDEX manifest_last_accessed ON manifest (last_accessed_ts)`,
 	// GC asks for every blob whether a row still names it.
 	`CREATE INDEX manifest_path ON manifest (path)`,
+	unhashedIndex,
 
 	`CREATE TABLE IF NOT EXISTS symbols (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID`,
+	blobClaimsTable,
 	`CREATE TABLE IF NOT EXISTS changes (
 		seq    INTEGER PRIMARY KEY AUTOINCREMENT,
 		symbol TEXT NOT NULL,
@@ -120,6 +139,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			if err := createSchema(ctx, tx); err != nil {
 				return err
 			}
+		case v == 1:
+			if err := migrateV1(ctx, tx); err != nil {
+				return fmt.Errorf("migrate from version 1: %w", err)
+			}
+			db.log.Info("manifest migrated", "from", 1, "to", schemaVersion)
 		case slices.Contains(tables, "manifest"):
 			if err := db.migrateV0(ctx, tx); err != nil {
 				return fmt.Errorf("migrate from version 0: %w", err)
@@ -139,6 +163,22 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 	for _, stmt := range append([]string{manifestTable}, schemaRest...) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	return nil
+}
+
+// migrateV1 adds what version 2 brought: the full content hash of entries
+// hashed by their footer (empty until computed, see DB.SetFullHash) and the
+// table of blobs GC claimed.
+func migrateV1(ctx context.Context, tx *sql.Tx) error {
+	for _, stmt := range []string{
+		`ALTER TABLE manifest ADD COLUMN full_hash TEXT NOT NULL DEFAULT ''`,
+		unhashedIndex,
+		blobClaimsTable,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -29,8 +29,13 @@ const (
 // transaction is never interrupted halfway by a cancellation, so an error
 // from withTx always means nothing was committed.
 func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.retry(ctx, func() error { return db.attempt(ctx, fn) })
+}
+
+// attempt is one try of withTx: BEGIN EXCLUSIVE, fn, COMMIT.
+func (db *DB) attempt(ctx context.Context, fn func(*sql.Tx) error) error {
 	txCtx := context.WithoutCancel(ctx)
-	err := db.retry(ctx, func() error {
+	err := func() error {
 		tx, err := db.w.BeginTx(txCtx, nil)
 		if err != nil {
 			return fmt.Errorf("begin exclusive: %w", err)
@@ -48,7 +53,7 @@ func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 			return fmt.Errorf("commit: %w", err)
 		}
 		return nil
-	})
+	}()
 	if isReadOnly(err) {
 		// Not damage and not contention: the caller can tell the writer
 		// why (EROFS) while reads go on.
@@ -58,16 +63,18 @@ func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // retry runs op until it succeeds, fails with something other than a busy
-// database, or has been retried MaxRetries times; each retry is counted in
-// Counters().BusyRetries. The final busy error wraps ErrBusy.
+// database, has been retried MaxRetries times or has spent RetryBudget;
+// each retry is counted in Counters().BusyRetries. The final busy error
+// wraps ErrBusy.
 func (db *DB) retry(ctx context.Context, op func() error) error {
 	delay := backoffBase
+	deadline := time.Now().Add(db.opts.RetryBudget)
 	for attempt := 0; ; attempt++ {
 		err := op()
 		if err == nil || !isBusy(err) {
 			return err
 		}
-		if attempt >= db.opts.MaxRetries {
+		if attempt >= db.opts.MaxRetries || !time.Now().Before(deadline) {
 			return fmt.Errorf("%w after %d attempts: %w", ErrBusy, attempt+1, err)
 		}
 		db.busyRetries.Add(1)

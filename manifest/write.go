@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 )
 
 // Every write runs in db.withTx: BEGIN EXCLUSIVE … COMMIT on the writer
@@ -21,6 +23,10 @@ type commitReq struct {
 	ctx  context.Context
 	e    Entry
 	done chan commitRes
+	// queued is when Commit was called; deadline is queued + RetryBudget.
+	queued, deadline time.Time
+	// attempts counts the transactions the request has been part of.
+	attempts int
 }
 
 type commitRes struct {
@@ -65,7 +71,8 @@ func (db *DB) Commit(ctx context.Context, e Entry) (committed Entry, replaced *E
 		return res.committed, res.replaced, nil
 	}
 
-	req := &commitReq{ctx: ctx, e: e, done: make(chan commitRes, 1)}
+	now := time.Now()
+	req := &commitReq{ctx: ctx, e: e, done: make(chan commitRes, 1), queued: now, deadline: now.Add(db.opts.RetryBudget)}
 	select {
 	case db.commitCh <- req:
 	case <-ctx.Done():
@@ -109,47 +116,103 @@ func (db *DB) committer() {
 // commitBatch commits reqs in one exclusive transaction, each inside its own
 // savepoint so that a request that fails is undone alone and the others
 // still commit. Every request gets its answer after COMMIT (or the failure).
+//
+// While the database is locked by another process the batch is retried,
+// and requests queued meanwhile join it: each request waits at most its own
+// RetryBudget from when it was queued, never the budgets of those ahead of
+// it, and fails with ErrBusy once that is spent.
 func (db *DB) commitBatch(reqs []*commitReq) {
-	live := reqs[:0:0]
-	for _, r := range reqs {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- commitRes{err: err} // gave up before joining: not committed
-			continue
+	delay := backoffBase
+	var lastErr error
+	for {
+		reqs = db.admit(reqs, lastErr)
+		if len(reqs) == 0 {
+			return
 		}
-		live = append(live, r)
+		if lastErr != nil {
+			db.busyRetries.Add(1)
+		}
+		results, err := db.commitAttempt(reqs)
+		if err == nil {
+			db.transactions.Add(1)
+			for i, r := range reqs {
+				if results[i].err == nil {
+					db.commits.Add(1)
+				}
+				r.done <- results[i]
+			}
+			return
+		}
+		if !isBusy(err) {
+			for _, r := range reqs {
+				r.done <- commitRes{err: err}
+			}
+			return
+		}
+		lastErr = err
+		wait := delay/2 + rand.N(delay/2)
+		if delay *= 2; delay > backoffMax {
+			delay = backoffMax
+		}
+		// Wake no later than the first deadline, to answer it on time.
+		for _, r := range reqs {
+			wait = min(wait, max(time.Until(r.deadline), 0))
+		}
+		time.Sleep(wait)
 	}
-	if len(live) == 0 {
-		return
+}
+
+// admit returns reqs plus the requests queued since (up to maxBatch), less
+// those whose caller gave up or whose budget is spent, which are answered
+// here: no attempt of theirs committed anything.
+func (db *DB) admit(reqs []*commitReq, lastErr error) []*commitReq {
+drain:
+	for len(reqs) < maxBatch {
+		select {
+		case r := <-db.commitCh:
+			reqs = append(reqs, r)
+		default:
+			break drain
+		}
 	}
-	results := make([]commitRes, len(live))
+	now := time.Now()
+	live := reqs[:0]
+	for _, r := range reqs {
+		switch {
+		case r.ctx.Err() != nil:
+			r.done <- commitRes{err: r.ctx.Err()}
+		case lastErr != nil && (!now.Before(r.deadline) || r.attempts > db.opts.MaxRetries):
+			r.done <- commitRes{err: fmt.Errorf("%w after %d attempts in %s: %w",
+				ErrBusy, r.attempts, now.Sub(r.queued).Round(time.Millisecond), lastErr)}
+		default:
+			r.attempts++
+			live = append(live, r)
+		}
+	}
+	clear(reqs[len(live):]) // drop answered requests from the backing array
+	return live
+}
+
+// commitAttempt makes one try at committing reqs together.
+func (db *DB) commitAttempt(reqs []*commitReq) ([]commitRes, error) {
+	results := make([]commitRes, len(reqs))
 	ctx := context.Background()
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
-		for i, r := range live {
+	err := db.attempt(ctx, func(tx *sql.Tx) error {
+		for i, r := range reqs {
 			res := db.commitSavepoint(ctx, tx, r.e)
-			if res.err != nil && !isConstraint(res.err) {
-				// Only a constraint failure is known to leave the outer
-				// transaction intact. Others (I/O, disk full, ...) may
-				// have rolled it back, after which later statements would
-				// autocommit one by one: fail the whole batch instead.
+			if res.err != nil && !isConstraint(res.err) && !errors.Is(res.err, ErrBlobClaimed) {
+				// Only a constraint failure (or a refusal this code made
+				// itself) is known to leave the outer transaction intact.
+				// Others (I/O, disk full, ...) may have rolled it back,
+				// after which later statements would autocommit one by
+				// one: fail the whole batch instead.
 				return res.err
 			}
 			results[i] = res
 		}
 		return nil
 	})
-	if err != nil {
-		for _, r := range live {
-			r.done <- commitRes{err: err}
-		}
-		return
-	}
-	db.transactions.Add(1)
-	for i, r := range live {
-		if results[i].err == nil {
-			db.commits.Add(1)
-		}
-		r.done <- results[i]
-	}
+	return results, err
 }
 
 // commitSavepoint runs one Commit inside SAVEPOINT commit_req.
@@ -176,6 +239,24 @@ func (db *DB) commitSavepoint(ctx context.Context, tx *sql.Tx, e Entry) commitRe
 // delete and an insert, so the new version gets a new id (inode) and the
 // kernel never pairs the old version's cached size with the new bytes.
 func (db *DB) commitOne(ctx context.Context, tx *sql.Tx, e Entry) (Entry, *Entry, error) {
+	// Both checks run under the write lock, so GC's claim (ClaimBlob)
+	// either came first and is seen here, or comes after this row and sees
+	// it. A blob published before MaxCommitDelay may have been claimed and
+	// its claim pruned since (claims are kept ClaimRetention, far longer).
+	if !e.PublishedAt.IsZero() {
+		if age := time.Since(e.PublishedAt); age > MaxCommitDelay {
+			return Entry{}, nil, fmt.Errorf("blob %s was published %s ago, over %s: %w",
+				e.Path, age.Round(time.Second), MaxCommitDelay, ErrBlobClaimed)
+		}
+	}
+	var claimed bool
+	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM blob_claims WHERE path = ?)", e.Path).
+		Scan(&claimed); err != nil {
+		return Entry{}, nil, fmt.Errorf("check claim of %s: %w", e.Path, err)
+	}
+	if claimed {
+		return Entry{}, nil, fmt.Errorf("blob %s: %w", e.Path, ErrBlobClaimed)
+	}
 	var replaced *Entry
 	old, err := getOne(ctx, tx, "symbol = ? AND key = ?", e.Symbol, e.Key)
 	switch {
@@ -381,4 +462,78 @@ func symbolExists(ctx context.Context, q queryer, symbol string) (bool, error) {
 	var ok bool
 	err := q.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM symbols WHERE name = ?)", symbol).Scan(&ok)
 	return ok, err
+}
+
+// MaxCommitDelay bounds the time from a blob's publication to its row:
+// Commit refuses an Entry whose PublishedAt is older. It is shorter than any
+// sensible orphan grace, so GC never claims the blob of a commit that can
+// still succeed, and far shorter than ClaimRetention, so a claim is always
+// still there when a commit that outlived its blob's claim arrives.
+const MaxCommitDelay = 10 * time.Minute
+
+// ClaimRetention is how long a claim outlives the GC run that made it.
+const ClaimRetention = 24 * time.Hour
+
+// ClaimBlob records, if no row names path, that GC is about to remove the
+// blob, and reports whether it did. From then on a Commit naming path fails
+// with ErrBlobClaimed. The check and the claim are one exclusive
+// transaction, so no commit can slip between them: this is what makes
+// removing an unreferenced blob safe without trusting file locks, which a
+// shared or remote store does not give.
+func (db *DB) ClaimBlob(ctx context.Context, path string) (bool, error) {
+	var claimed bool
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		claimed = false
+		var ref bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM manifest WHERE path = ?)", path).
+			Scan(&ref); err != nil {
+			return err
+		}
+		if ref {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO blob_claims (path, claimed_ts) VALUES (?, ?)",
+			path, db.opts.Now().Unix()); err != nil {
+			return err
+		}
+		claimed = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim blob %s: %w", path, err)
+	}
+	return claimed, nil
+}
+
+// PruneClaims forgets claims made before t. Only a commit whose blob was
+// published before the claim could name a claimed blob, and MaxCommitDelay
+// stops such a commit long before ClaimRetention has passed.
+func (db *DB) PruneClaims(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM blob_claims WHERE claimed_ts < ?", t.Unix())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune blob claims: %w", err)
+	}
+	return n, nil
+}
+
+// SetFullHash stores the SHA-256 of every byte of version id (see
+// Entry.FullHash). A version replaced or removed meanwhile is left alone,
+// without error.
+func (db *DB) SetFullHash(ctx context.Context, id int64, hash string) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE manifest SET full_hash = ? WHERE id = ?", hash, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set full hash of id %d: %w", id, err)
+	}
+	return nil
 }

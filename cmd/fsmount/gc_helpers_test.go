@@ -13,6 +13,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"featurefs/blobstore"
+	"featurefs/fullhash"
 	"featurefs/hashing"
 	"featurefs/manifest"
 )
@@ -194,4 +195,23 @@ func parquetBytes(t *testing.T, rows int) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// fullHash stores the full hash of every footer-hashed entry, as a mounted
+// daemon does after the commit.
+func (f *fixture) fullHash(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := blobstore.Open(f.root, blobstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := manifest.Open(ctx, filepath.Join(f.root, "manifest.db"), manifest.Options{AccessFlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := fullhash.New(db, store, nil).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"featurefs/blobstore"
+	"featurefs/fullhash"
 	"featurefs/fusefs"
 	"featurefs/gc"
 	"featurefs/manifest"
@@ -152,6 +153,7 @@ func mountAction(c *cli.Context) error {
 	}()
 	go fsys.Watch(ctx, 500*time.Millisecond)
 	go periodicGC(ctx, fsys, c.Duration("gc-interval"), log)
+	go fullhash.New(cache.db, cache.store, log).Run(ctx, fullhash.DefaultInterval)
 	unhealthy := make(chan error, 1)
 	go watchHealth(ctx, cache.db, unhealthy)
 

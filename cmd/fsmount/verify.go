@@ -52,6 +52,8 @@ const (
 	problemLogicalSizeMismatch = "logical_size_mismatch"
 	problemUnreadable          = "unreadable_blob"
 	problemUnreferenced        = "unreferenced_blob"
+	// Not an issue: the daemon computes the full hash after the commit.
+	problemNotYetHashed = "not_yet_hashed"
 )
 
 // maxListedIssues caps the issues listed one by one; the summary counts all.
@@ -67,7 +69,10 @@ type verifyReport struct {
 	Summary         verifySummary `json:"summary"`
 	// Issues lists at most 1000 issues; Summary counts all.
 	Issues []verifyIssue `json:"issues"`
-	Clean  bool          `json:"clean"`
+	// NotYetHashed lists (at most 1000) entries --deep could check by their
+	// footer hash only; Summary.NotYetHashed counts all.
+	NotYetHashed []verifyIssue `json:"not_yet_hashed,omitempty"`
+	Clean        bool          `json:"clean"`
 }
 
 type verifySummary struct {
@@ -79,6 +84,10 @@ type verifySummary struct {
 	UnreadableBlobs   int64 `json:"unreadable_blobs"`
 	UnreferencedBlobs int64 `json:"unreferenced_blobs"`
 	UnreferencedBytes int64 `json:"unreferenced_bytes"`
+	// NotYetHashed counts entries committed with a footer hash whose full
+	// hash has not landed yet (--deep): their bytes between the head and
+	// the footer could not be checked. Not an issue.
+	NotYetHashed int64 `json:"not_yet_hashed"`
 }
 
 type verifyIssue struct {
@@ -235,6 +244,29 @@ func (v *verifier) rehash(e manifest.Entry) (problem, detail string, err error) 
 	if sum.Hex != e.Hash || string(sum.Method) != e.HashMethod {
 		return problemHashMismatch, fmt.Sprintf("manifest says %s %s, blob hashes to %s %s", e.HashMethod, e.Hash, sum.Method, sum.Hex), nil
 	}
+	if sum.Method != hashing.Footer {
+		return "", "", nil
+	}
+	// A footer hash covers the size and the footer only: every other byte
+	// is checked against the full hash the daemon stores after the commit.
+	if e.FullHash == "" {
+		v.rep.Summary.NotYetHashed++
+		if len(v.rep.NotYetHashed) < maxListedIssues {
+			v.rep.NotYetHashed = append(v.rep.NotYetHashed, verifyIssue{Symbol: e.Symbol, Key: e.Key, Path: e.Path,
+				Problem: problemNotYetHashed, Detail: "only its size and footer were checked"})
+		}
+		return "", "", nil
+	}
+	full, err := hashing.FullHash(v.ctx, rd, size)
+	if err != nil {
+		if v.ctx.Err() != nil {
+			return "", "", v.ctx.Err()
+		}
+		return problemUnreadable, err.Error(), nil
+	}
+	if full.Hex != e.FullHash {
+		return problemHashMismatch, fmt.Sprintf("manifest's full hash is %s, blob hashes to %s", e.FullHash, full.Hex), nil
+	}
 	return "", "", nil
 }
 
@@ -281,6 +313,7 @@ func printVerify(w io.Writer, rep *verifyReport) {
 	if rep.Deep {
 		tw.row("hash mismatches", count(s.HashMismatches))
 		tw.row("unreadable blobs", count(s.UnreadableBlobs))
+		tw.row("not yet hashed", count(s.NotYetHashed))
 	}
 	tw.row("unreferenced blobs", fmt.Sprintf("%s (%s)", count(s.UnreferencedBlobs), humanBytes(s.UnreferencedBytes)))
 	tw.row("took", humanDuration(time.Duration(rep.DurationSeconds*float64(time.Second))))
@@ -298,6 +331,9 @@ func printVerify(w io.Writer, rep *verifyReport) {
 	}
 	if n := s.Issues - int64(len(rep.Issues)); n > 0 {
 		fmt.Fprintf(w, "issue: ... and %s more\n", count(n))
+	}
+	for _, i := range rep.NotYetHashed {
+		fmt.Fprintf(w, "not yet hashed: %s/%s (%s): %s\n", i.Symbol, i.Key, i.Path, i.Detail)
 	}
 	if rep.Clean {
 		fmt.Fprintln(w, "verify: clean")

@@ -124,3 +124,32 @@ func flipAt(t *testing.T, path string, at func(size int64) int64) {
 		t.Fatal(err)
 	}
 }
+
+// A footer hash does not cover the middle of a large entry; the full hash
+// the daemon stores after the commit does, and until it lands verify says
+// the entry is not yet hashed instead of calling it clean by its footer.
+func TestVerifyDeepChecksFooterHashedEntriesInFull(t *testing.T) {
+	f := newFixture(t, blobstore.None, entrySpec{symbol: "ES=F", key: "c", rows: 3000, footerHash: true})
+	middle := func(size int64) int64 { return size / 2 }
+
+	code, stdout, _ := fsmountT(t, nil, "verify", "--deep", "--json", "--cache-root", f.root)
+	m := decodeJSON(t, stdout)
+	if code != exitOK || field(t, m, "summary", "not_yet_hashed") != 1.0 {
+		t.Fatalf("before the full hash: exit %d, %s", code, stdout)
+	}
+	_, text, _ := fsmountT(t, nil, "verify", "--deep", "--cache-root", f.root)
+	if !strings.Contains(text, "not yet hashed: ES=F/c") {
+		t.Errorf("text report does not name the unhashed entry:\n%s", text)
+	}
+
+	f.fullHash(t)
+	code, stdout, _ = fsmountT(t, nil, "verify", "--deep", "--json", "--cache-root", f.root)
+	if m := decodeJSON(t, stdout); code != exitOK || field(t, m, "summary", "not_yet_hashed") != 0.0 {
+		t.Fatalf("after the full hash: exit %d, %s", code, stdout)
+	}
+	flipAt(t, f.blob("ES=F/c"), middle)
+	code, stdout, _ = fsmountT(t, nil, "verify", "--deep", "--json", "--cache-root", f.root)
+	if code != exitIssues || !strings.Contains(stdout, "hash_mismatch") {
+		t.Fatalf("a byte flipped in the middle of a footer-hashed entry: exit %d, %s", code, stdout)
+	}
+}

@@ -120,9 +120,8 @@ type FS struct {
 	retired   map[string]*time.Timer
 
 	// redirects marks writers sent back to look their name up again, so
-	// that the lookup gives them a private inode (see redirectWriter).
-	redirectMu sync.Mutex
-	redirects  map[uint32]redirectMark
+	// that the lookup gives them a private inode (see redirectTable).
+	redirects redirectTable
 
 	// watchMu serialises polls of the manifest's change log.
 	watchMu     sync.Mutex
@@ -174,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*FS, error) {
 		started:     cfg.Now(),
 		scratch:     make(map[scratchKey]*scratchNode),
 		watchCursor: cursor,
+		redirects:   redirectTable{now: cfg.Now},
 	}
 	fsys.nextIno.Store(pendingInoBase)
 	fsys.root = &rootNode{fsys: fsys}
@@ -270,80 +270,11 @@ func (fsys *FS) Close() {
 	}
 }
 
-// redirectMark is a thread's pending writer redirect: when it was made, and
-// whether a lookup has answered it with a private inode since. Marks are
-// keyed by thread alone, not by name: the open that sets one may reach a
-// node whose name has changed since (a rename, a node the tree has already
-// dropped), and the retry's lookup must find the mark whatever name it
-// resolves. One syscall looks up one entry name, so the mark cannot meet a
-// lookup of another.
-type redirectMark struct {
-	at     time.Time
-	looked bool
-}
-
-// redirectTTL is how long an unanswered mark is kept. The kernel retries at
-// once, but a loaded machine can delay the retry's lookup by seconds, and a
-// mark that expired before it would fail the writer with ESTALE; a mark left
-// over from an open that never came back only misdirects its own thread,
-// which redirectWriter and a reader's open both correct.
-const redirectTTL = 30 * time.Second
-
-// redirectWriter marks the calling thread's next entry lookup as a writer's
-// and reports whether the caller should answer ESTALE. It reports false when
-// an unanswered mark was already there: the kernel's one retry did not come
-// through a lookup, and the caller must make do with the shared inode.
-//
-// Why: a writer opening a committed version's inode would share it with the
-// version's readers, and the kernel then applies the writer's truncation and
-// growth to the size those readers see (a cached reader reads zeros or stops
-// short), and refuses the open outright while passthrough readers hold the
-// inode. ESTALE makes the kernel look the name up again, once; that lookup
-// gives the writer an inode of its own.
-func (fsys *FS) redirectWriter(tid uint32) bool {
-	fsys.redirectMu.Lock()
-	defer fsys.redirectMu.Unlock()
-	now := fsys.now()
-	if fsys.redirects == nil {
-		fsys.redirects = make(map[uint32]redirectMark)
-	}
-	for t, m := range fsys.redirects {
-		if now.Sub(m.at) > redirectTTL {
-			delete(fsys.redirects, t)
-		}
-	}
-	if m, pending := fsys.redirects[tid]; pending && !m.looked {
-		delete(fsys.redirects, tid)
-		return false
-	}
-	// No mark, or one a lookup answered whose open never came (that
-	// syscall failed on its way): this is a new open, redirect it.
-	fsys.redirects[tid] = redirectMark{at: now}
-	return true
-}
-
-// redirected reports whether this lookup is a redirected writer's. The
-// mark stays until the writer opens its private inode: the kernel may look
-// the name up twice on the way (revalidation, then the lookup proper).
-func (fsys *FS) redirected(tid uint32) bool {
-	fsys.redirectMu.Lock()
-	defer fsys.redirectMu.Unlock()
-	m, ok := fsys.redirects[tid]
-	if !ok || fsys.now().Sub(m.at) > redirectTTL {
-		return false
-	}
-	m.looked = true
-	fsys.redirects[tid] = m
-	return true
-}
-
-// redirectDone clears a thread's mark: its writer opened its private inode,
-// or a reader on that thread was given one (see fileNode.Open).
-func (fsys *FS) redirectDone(tid uint32) {
-	fsys.redirectMu.Lock()
-	defer fsys.redirectMu.Unlock()
-	delete(fsys.redirects, tid)
-}
+// redirectWriter, redirected and redirectDone consult the writer redirect
+// table (see redirectTable).
+func (fsys *FS) redirectWriter(tid uint32) bool { return fsys.redirects.mark(tid) }
+func (fsys *FS) redirected(tid uint32) bool     { return fsys.redirects.lookedUp(tid) }
+func (fsys *FS) redirectDone(tid uint32)        { fsys.redirects.done(tid) }
 
 // uninterruptible drops the kernel's interrupt from a request's context, for
 // the short manifest queries behind lookups and namespace changes. The kernel

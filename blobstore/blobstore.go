@@ -162,7 +162,9 @@ func Open(root string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: cache root %s: %w", root, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	// A root that exists keeps the mode its owner gave it; one made here
+	// is private like everything beneath it.
+	if err := os.MkdirAll(abs, dirMode); err != nil {
 		return nil, fmt.Errorf("blobstore: create cache root: %w", err)
 	}
 	// The root itself may be a symlink the user chose (say to a bigger disk);
@@ -211,10 +213,13 @@ func Open(root string, opts Options) (*Store, error) {
 }
 
 // makeDirs creates blobs/, staging/ and quarantine/ and makes them durable.
+// Ones an older version made open to others are made private: every blob
+// and staging file lies beneath them, so this closes an old cache root
+// without walking its files.
 func (s *Store) makeDirs() error {
 	created := false
 	for _, d := range []string{BlobsDir, StagingDir, QuarantineDir} {
-		err := unix.Mkdirat(s.rootFD, d, 0o755)
+		err := unix.Mkdirat(s.rootFD, d, dirMode)
 		switch {
 		case err == nil:
 			created = true
@@ -228,7 +233,11 @@ func (s *Store) makeDirs() error {
 		if err != nil {
 			return &os.PathError{Op: "open", Path: s.abs(d), Err: err}
 		}
+		err = makePrivate(fd)
 		unix.Close(fd)
+		if err != nil {
+			return &os.PathError{Op: "chmod", Path: s.abs(d), Err: err}
+		}
 	}
 	if created {
 		// The new directories must survive a crash before anything is

@@ -169,7 +169,7 @@ func (s *Store) mkdirDurable(shard string) error {
 		if err != nil {
 			return err
 		}
-		err = unix.Mkdirat(pfd, parts[i], 0o755)
+		err = unix.Mkdirat(pfd, parts[i], dirMode)
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			unix.Close(pfd)
 			return &os.PathError{Op: "mkdir", Path: s.abs(dir), Err: err}
@@ -246,9 +246,14 @@ func (r Ref) Path() string {
 	return rel
 }
 
-// fileMode is the permission of every file the store creates; the mount shows
-// its own modes, this only matters to tools reading the cache root directly.
-const fileMode = 0o644
+// The permissions of everything the store creates. Blobs are private to the
+// cache root's owner whatever the mount shows or the root's own mode: other
+// users read entries through the daemon (passthrough too uses the daemon's
+// descriptor), never the files themselves. The umask can only remove bits.
+const (
+	fileMode = 0o600
+	dirMode  = 0o700
+)
 
 // createLocked creates a new file staging/<random name><suffix>, takes its
 // GC lock and returns it with the name.
@@ -325,4 +330,17 @@ func renameNoReplace(oldfd int, oldname string, newfd int, newname string) error
 		err = unix.Renameat(oldfd, oldname, newfd, newname)
 	}
 	return err
+}
+
+// makePrivate removes group and other permissions from the open file fd,
+// leaving the owner's as they are.
+func makePrivate(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&0o077 == 0 {
+		return nil
+	}
+	return unix.Fchmod(fd, st.Mode&0o7777&^0o077)
 }

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -371,15 +371,30 @@ func (l *errorLog) add(t time.Time, path, reason string) {
 	l.items = append(l.items, errorItem{t, path, reason})
 }
 
-// format lists the failures oldest first, newest last: time, path, reason,
-// tab separated, one per line.
+// format lists the failures oldest first, newest last, one per line:
+//
+//	<time RFC 3339, UTC> TAB <path> TAB <reason> LF
+//
+// Path and reason are each the body of a Go double-quoted string literal
+// (strconv.Quote without its quotes): names may hold newlines, tabs, escape
+// sequences and invalid UTF-8, and a writer who chose such a name must not
+// be able to forge or split lines. Ordinary paths and reasons read as they
+// are; a reader recovers any field exactly with strconv.Unquote of the
+// field wrapped in double quotes.
 func (l *errorLog) format() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b bytes.Buffer
 	for _, it := range l.items {
-		reason := strings.ReplaceAll(it.reason, "\n", " ")
-		fmt.Fprintf(&b, "%s\t%s\t%s\n", it.time.UTC().Format(time.RFC3339), it.path, reason)
+		fmt.Fprintf(&b, "%s\t%s\t%s\n", it.time.UTC().Format(time.RFC3339), escapeField(it.path), escapeField(it.reason))
 	}
 	return b.Bytes()
+}
+
+// escapeField escapes s as inside a Go string literal: control characters
+// (tab and newline included), non-printing runes, invalid UTF-8, backslash
+// and double quote.
+func escapeField(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }

@@ -27,10 +27,15 @@ func acquireLock(ctx context.Context, root string, log *slog.Logger) (*runLock, 
 		return nil, fmt.Errorf("gc lock: %w", err)
 	}
 	// Opened through the root so a planted symlink cannot point it elsewhere.
-	f, err := rt.OpenFile(LockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := rt.OpenFile(LockFile, os.O_RDWR|os.O_CREATE, 0o600)
 	rt.Close()
 	if err != nil {
 		return nil, fmt.Errorf("gc lock %s: %w", filepath.Join(root, LockFile), err)
+	}
+	// The lock file outlives versions; one made open to others is closed.
+	if err := makePrivate(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("gc lock %s: %w", f.Name(), err)
 	}
 	// Short polls: a waiting run must not lose every race for the lock to
 	// a daemon that runs GC again and again.
@@ -67,4 +72,17 @@ func acquireLock(ctx context.Context, root string, log *slog.Logger) (*runLock, 
 func (l *runLock) release() {
 	_ = unlock(l.f)
 	_ = l.f.Close()
+}
+
+// makePrivate removes group and other permissions from f, leaving the
+// owner's: what featurefs keeps in a cache root is its owner's alone.
+func makePrivate(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return f.Chmod(perm &^ 0o077)
+	}
+	return nil
 }

@@ -149,11 +149,15 @@ func writeReport(root string, rep *Report) error {
 	}
 	defer rt.Close()
 	tmp := ReportFile + ".tmp"
-	f, err := rt.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := rt.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write gc report %s: %w", tmp, err)
 	}
-	_, err = f.Write(data)
+	// A leftover temporary file keeps its old mode through O_TRUNC.
+	err = makePrivate(f)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	// Synced so a crash right after the rename cannot leave an empty report
 	// in its place; the directory is not synced, since losing the newest
 	// report to a power cut only shows the previous one.

@@ -312,7 +312,9 @@ func dsn(path string, params url.Values) string {
 // ensureFile creates path if it is missing and refuses a file that is not a
 // SQLite database, before SQLite gets a chance to touch it.
 func ensureFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	// Private to the owner: other users read entries through the daemon.
+	// SQLite gives the -wal and -shm files the database file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		// An empty file is a valid empty SQLite database; another process
 		// racing to create it sees the same.
@@ -339,12 +341,34 @@ func ensureFile(path string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a valid manifest database: not a regular file", path)
 	}
-	if fi.Size() == 0 {
+	if fi.Size() > 0 {
+		head := make([]byte, len(sqliteMagic))
+		if _, err := io.ReadFull(f, head); err != nil || string(head) != sqliteMagic {
+			return fmt.Errorf("%s is not a valid manifest database: no SQLite header (left untouched)", path)
+		}
+	}
+	// A manifest an older version made readable by others is closed, with
+	// its -wal and -shm files (which hold recent rows too).
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := makePrivate(p); err != nil {
+			return fmt.Errorf("manifest %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// makePrivate removes group and other permissions from the regular file at
+// path, if there is one, leaving the owner's.
+func makePrivate(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && !fi.Mode().IsRegular()) {
 		return nil
 	}
-	head := make([]byte, len(sqliteMagic))
-	if _, err := io.ReadFull(f, head); err != nil || string(head) != sqliteMagic {
-		return fmt.Errorf("%s is not a valid manifest database: no SQLite header (left untouched)", path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return os.Chmod(path, perm&^0o077)
 	}
 	return nil
 }

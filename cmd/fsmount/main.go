@@ -216,7 +216,9 @@ func openCache(c *cli.Context, create bool, mopts manifest.Options, bopts blobst
 		return nil, err
 	}
 	if create {
-		if err := os.MkdirAll(root, 0o755); err != nil {
+		// Made private when it is made here; an existing root keeps the
+		// mode its owner chose (verify warns when it lets others in).
+		if err := os.MkdirAll(root, 0o700); err != nil {
 			return nil, fmt.Errorf("create cache root: %w", err)
 		}
 	} else if _, err := os.Stat(filepath.Join(root, "manifest.db")); err != nil {

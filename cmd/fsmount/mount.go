@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"featurefs/blobstore"
 	"featurefs/fullhash"
@@ -86,6 +88,14 @@ func mountAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Two daemons started at once on a dead mountpoint would both clear it
+	// and both mount, stacked. The lock makes the second wait until the
+	// first serves; then it finds a live mount and refuses.
+	unlock, err := lockMountpoint(c.Context, mnt)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := prepareMountpoint(mnt, log); err != nil {
 		return err
 	}
@@ -142,6 +152,12 @@ func mountAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	own, err := ownMount(mnt)
+	if err != nil {
+		_ = server.Unmount()
+		return fmt.Errorf("mount %s: %w", mnt, err)
+	}
+	unlock()
 	log.Info("mounted", "mountpoint", mnt, "cache_root", cache.root, "compression", compression)
 
 	ctx, cancel := context.WithCancel(c.Context)
@@ -163,12 +179,12 @@ func mountAction(c *cli.Context) error {
 		log.Info("unmounted externally", "mountpoint", mnt)
 	case <-c.Context.Done():
 		log.Info("signal received, unmounting", "mountpoint", mnt)
-		unmount(server, mnt, log)
+		unmount(server, own, mnt, log)
 		awaitRelease(served, mnt, log)
 	case err := <-unhealthy:
 		// Serving on without a manifest would show garbage; stop loudly.
 		log.Error("manifest lost, unmounting", "err", err)
-		unmount(server, mnt, log)
+		unmount(server, own, mnt, log)
 		awaitRelease(served, mnt, log)
 		exitErr = cli.Exit(fmt.Sprintf("manifest lost: %v", err), exitIssues)
 	}
@@ -241,11 +257,35 @@ func watchHealth(ctx context.Context, db *manifest.DB, unhealthy chan<- error) {
 	}
 }
 
-// unmount asks the kernel to detach the mount, lazily if files are still
-// open (the kernel then finishes when the last one closes).
-func unmount(server interface{ Unmount() error }, mnt string, log *slog.Logger) {
+// unmount asks the kernel to detach the daemon's own mount, lazily if files
+// are still open (the kernel then finishes when the last one closes).
+// Unmounting goes by path and reaches the topmost mount there, so it is done
+// only while that is ours. A mount someone stacked on top is left alone: the
+// daemon then aborts its own connection, which ends its serving loops, and
+// names what is left.
+func unmount(server interface{ Unmount() error }, own mountInfo, mnt string, log *slog.Logger) {
+	switch state := own.state(); state {
+	case mountGone:
+		// Unmounted by someone else meanwhile: the serving loops end alone.
+		return
+	case mountCovered:
+		log.Error("another mount covers this daemon's mount; leaving it alone and disconnecting this one",
+			"mountpoint", mnt, "connection", own.minor,
+			"clear_with", fmt.Sprintf("once the mount on top is gone: umount -l %s", mnt))
+		if err := abortConnection(own.minor); err != nil {
+			log.Error("abort connection", "connection", own.minor, "err", err)
+		}
+		return
+	}
 	err := server.Unmount()
 	if err == nil {
+		return
+	}
+	if own.state() != mountTop {
+		log.Warn("unmount failed and the mount is no longer on top; not detaching", "mountpoint", mnt, "err", err)
+		if err := abortConnection(own.minor); err != nil {
+			log.Error("abort connection", "connection", own.minor, "err", err)
+		}
 		return
 	}
 	log.Warn("unmount busy, detaching lazily", "mountpoint", mnt, "err", err)
@@ -317,33 +357,150 @@ func prepareMountpoint(mnt string, log *slog.Logger) error {
 
 // mountInfo is a line of /proc/self/mountinfo.
 type mountInfo struct {
-	fstype string
-	minor  string // the device minor: a FUSE mount's connection number
+	id, parent string // mount IDs: a mount stacked on another has it as parent
+	dev        string // major:minor
+	minor      string // the device minor: a FUSE mount's connection number
+	path       string
+	fstype     string
 }
 
-// mountAt reports whether path is itself a mount point, and what it is.
-func mountAt(path string) (mountInfo, bool) {
+// mounts lists /proc/self/mountinfo, parents before children.
+func mounts() ([]mountInfo, error) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return mountInfo{}, false
+		return nil, err
 	}
+	var all []mountInfo
 	for _, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
-		if len(fields) < 5 || unescapeMountPath(fields[4]) != path {
+		if len(fields) < 5 {
 			continue
 		}
-		m := mountInfo{}
-		if _, minor, ok := strings.Cut(fields[2], ":"); ok {
-			m.minor = minor
-		}
+		m := mountInfo{id: fields[0], parent: fields[1], dev: fields[2], path: unescapeMountPath(fields[4])}
+		_, m.minor, _ = strings.Cut(fields[2], ":")
 		for i, f := range fields {
 			if f == "-" && i+1 < len(fields) {
 				m.fstype = fields[i+1]
 			}
 		}
-		return m, true
+		all = append(all, m)
+	}
+	return all, nil
+}
+
+// mountAt reports whether path is itself a mount point, and what the
+// first mount there is.
+func mountAt(path string) (mountInfo, bool) {
+	all, _ := mounts()
+	for _, m := range all {
+		if m.path == path {
+			return m, true
+		}
 	}
 	return mountInfo{}, false
+}
+
+// ownMount finds the mount just made at mnt: the one whose device is the
+// one a stat of mnt reaches now.
+func ownMount(mnt string) (mountInfo, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		return mountInfo{}, err
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	all, err := mounts()
+	if err != nil {
+		return mountInfo{}, err
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].path == mnt && all[i].dev == dev {
+			return all[i], nil
+		}
+	}
+	return mountInfo{}, fmt.Errorf("no mount of device %s at %s in /proc/self/mountinfo", dev, mnt)
+}
+
+// Where a daemon's own mount stands.
+type mountState int
+
+const (
+	mountTop     mountState = iota // mounted, and what its path reaches
+	mountCovered                   // mounted, with another mount on top
+	mountGone                      // no longer mounted
+)
+
+func (own mountInfo) state() mountState {
+	all, err := mounts()
+	if err != nil {
+		// Without the table, trust the path as before.
+		return mountTop
+	}
+	found := false
+	for _, m := range all {
+		if m.id == own.id {
+			found = true
+		}
+	}
+	if !found {
+		return mountGone
+	}
+	// Covered by a mount on its root, or on top of such a mount.
+	ids := map[string]bool{own.id: true}
+	covered := false
+	for _, m := range all {
+		if ids[m.parent] && m.path == own.path {
+			ids[m.id], covered = true, true
+		}
+	}
+	if covered {
+		return mountCovered
+	}
+	return mountTop
+}
+
+// lockMountpoint serialises fsmount mounts of mnt with an exclusive flock
+// on its parent directory. Not on the mountpoint itself: a stale mount
+// there fails every open with ENOTCONN. Nor on a file of the cache root: two
+// cache roots may race for one mountpoint. The returned function drops the
+// lock and may be called more than once.
+func lockMountpoint(ctx context.Context, mnt string) (func(), error) {
+	parent := filepath.Dir(mnt)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("create the mountpoint's parent: %w", err)
+	}
+	fd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("lock mountpoint %s: open %s: %w", mnt, parent, err)
+	}
+	unlock := sync.OnceFunc(func() { unix.Close(fd) })
+	// Polled so a signal ends the wait; a daemon holds the lock only while
+	// it clears a stale mount and mounts, a few seconds at most.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return unlock, nil
+		case errors.Is(err, unix.EWOULDBLOCK) || errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.EOPNOTSUPP):
+			// A parent on a file system without locks (some network
+			// ones): mount unserialised, as before.
+			return unlock, nil
+		default:
+			unlock()
+			return nil, fmt.Errorf("lock mountpoint %s: flock %s: %w", mnt, parent, err)
+		}
+		if time.Now().After(deadline) {
+			unlock()
+			return nil, fmt.Errorf("another fsmount has been mounting at %s for over a minute (it holds the lock on %s)", mnt, parent)
+		}
+		select {
+		case <-ctx.Done():
+			unlock()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // answers reports whether a probe of path returns (with any result) within

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +27,10 @@ func verifyCommand() *cli.Command {
 manifest, changing nothing (gc repairs what verify reports). With --deep it
 also reads every blob back through the store and compares its hash with the
 row's. Safe while a daemon serves the cache root.
+
+It warns when the cache root's mode lets other users in, and when anything
+featurefs keeps there is more open than 0600 (files) or 0700 (directories);
+warnings leave the exit status alone.
 
 Exit status: 0 when clean, 1 when issues were found, 2 on a usage error.`,
 		Flags: []cli.Flag{
@@ -72,7 +80,10 @@ type verifyReport struct {
 	// NotYetHashed lists (at most 1000) entries --deep could check by their
 	// footer hash only; Summary.NotYetHashed counts all.
 	NotYetHashed []verifyIssue `json:"not_yet_hashed,omitempty"`
-	Clean        bool          `json:"clean"`
+	// Warnings are about permissions: nothing is damaged, so they leave
+	// Clean and the exit status alone.
+	Warnings []string `json:"warnings"`
+	Clean    bool     `json:"clean"`
 }
 
 type verifySummary struct {
@@ -142,7 +153,10 @@ func runVerify(c *cli.Context) error {
 	v := &verifier{
 		ctx: c.Context, db: cache.db, store: cache.store,
 		deep: c.Bool("deep"), threshold: threshold,
-		rep: &verifyReport{CacheRoot: cache.root, Deep: c.Bool("deep"), Started: time.Now(), Issues: []verifyIssue{}},
+		rep: &verifyReport{CacheRoot: cache.root, Deep: c.Bool("deep"), Started: time.Now(), Issues: []verifyIssue{}, Warnings: []string{}},
+	}
+	if err := v.modes(cache.root); err != nil {
+		return fmt.Errorf("verify %s: %w", cache.root, err)
 	}
 	if err := v.rows(); err != nil {
 		return fmt.Errorf("verify %s: %w", cache.root, err)
@@ -270,6 +284,77 @@ func (v *verifier) rehash(e manifest.Entry) (problem, detail string, err error) 
 	return "", "", nil
 }
 
+// ownedNames are what featurefs keeps at the top of a cache root.
+var ownedNames = []string{
+	"manifest.db", "manifest.db-wal", "manifest.db-shm", gc.LockFile, gc.ReportFile,
+	blobstore.BlobsDir, blobstore.StagingDir, blobstore.QuarantineDir,
+}
+
+// maxListedModes caps the paths a permissions warning names.
+const maxListedModes = 5
+
+// modes warns when the cache root lets other users in, and about anything
+// featurefs keeps there that is more open than 0600 (files) or 0700
+// (directories). Opening the cache already closed the top-level ones;
+// what is left is beneath them, made by an older version.
+func (v *verifier) modes(root string) error {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf(
+			"cache root %s is mode %04o: other users can reach it; featurefs keeps its own files private, but `chmod 700 %s` closes the root itself",
+			root, perm, root))
+	}
+	var open []string
+	n := 0
+	for _, name := range ownedNames {
+		err := filepath.WalkDir(filepath.Join(root, name), func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := v.ctx.Err(); err != nil {
+				return err
+			}
+			if !d.IsDir() && !d.Type().IsRegular() {
+				return nil
+			}
+			fi, err := d.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if fi.Mode().Perm()&0o077 != 0 {
+				n++
+				if len(open) < maxListedModes {
+					rel, _ := filepath.Rel(root, path)
+					open = append(open, fmt.Sprintf("%s (%04o)", filepath.ToSlash(rel), fi.Mode().Perm()))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		more := ""
+		if n > len(open) {
+			more = fmt.Sprintf(" and %s more", count(int64(n-len(open))))
+		}
+		v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf(
+			"%s that featurefs keeps private are open to other users: %s%s; `find %s -mindepth 1 -perm /077 -exec chmod go-rwx {} +` closes them",
+			nouns(int64(n), "path", "paths"), strings.Join(open, ", "), more, root))
+	}
+	return nil
+}
+
 // files reports blobs that no row references. Blobs younger than cutoff may
 // be commits between publication and manifest insert, and staging files are
 // writes in progress: neither is an issue.
@@ -334,6 +419,9 @@ func printVerify(w io.Writer, rep *verifyReport) {
 	}
 	for _, i := range rep.NotYetHashed {
 		fmt.Fprintf(w, "not yet hashed: %s/%s (%s): %s\n", i.Symbol, i.Key, i.Path, i.Detail)
+	}
+	for _, warning := range rep.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warning)
 	}
 	if rep.Clean {
 		fmt.Fprintln(w, "verify: clean")

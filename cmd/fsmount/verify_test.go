@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,44 @@ func TestVerifyDeepChecksFooterHashedEntriesInFull(t *testing.T) {
 	code, stdout, _ = fsmountT(t, nil, "verify", "--deep", "--json", "--cache-root", f.root)
 	if code != exitIssues || !strings.Contains(stdout, "hash_mismatch") {
 		t.Fatalf("a byte flipped in the middle of a footer-hashed entry: exit %d, %s", code, stdout)
+	}
+}
+
+func TestVerifyWarnsAboutModesThatLetOthersIn(t *testing.T) {
+	f := newFixture(t, blobstore.None, entrySpec{symbol: "AAPL", key: "a", rows: 10})
+	if err := os.Chmod(f.root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ := fsmountT(t, nil, "verify", "--json", "--cache-root", f.root)
+	if w := field(t, decodeJSON(t, stdout), "warnings").([]any); code != exitOK || len(w) != 0 {
+		t.Fatalf("exit %d, warnings %v for a private cache root", code, w)
+	}
+
+	// A root the user made (or an older version left) open, and a blob and
+	// its shard as an older version made them.
+	blob := f.blob("AAPL/a")
+	for path, mode := range map[string]os.FileMode{f.root: 0o755, blob: 0o644, filepath.Dir(blob): 0o755} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, _ = fsmountT(t, nil, "verify", "--cache-root", f.root)
+	if code != exitOK || !strings.Contains(stdout, "verify: clean") {
+		t.Fatalf("permissions changed the verdict: exit %d\n%s", code, stdout)
+	}
+	rel, _ := filepath.Rel(f.root, blob)
+	for _, want := range []string{
+		"warning: cache root " + f.root + " is mode 0755",
+		"warning: 2 paths that featurefs keeps private are open to other users",
+		filepath.ToSlash(rel) + " (0644)",
+		filepath.ToSlash(filepath.Dir(rel)) + " (0755)",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	// verify leaves the root's mode to its owner.
+	if fi, err := os.Stat(f.root); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("cache root mode after verify: %v %v", fi.Mode(), err)
 	}
 }

@@ -292,3 +292,41 @@ func TestControlFilesCannotBeCreatedRemovedOrRenamed(t *testing.T) {
 	m.wantErrorListed(t, ".control/stats", "unlink")
 	m.wantErrorListed(t, ".control/new", "create")
 }
+
+func TestControlErrorsEscapesNamesSoNoLineCanBeForged(t *testing.T) {
+	m := mountT(t)
+	sh(t, "mkdir", m.path("S"))
+	names := []string{
+		// A name cannot hold a slash, so the forged line's path has none.
+		"a\n2026-01-01T00:00:00Z\tFAKE.line.parquet\tforged.parquet",
+		"tab\there.parquet",
+		"esc\x1b[2J\r.parquet",
+	}
+	for _, n := range names {
+		if out := writeFile(m.path("S", n), []byte("not parquet")); out.Err == nil {
+			t.Fatalf("%q: a non-parquet write succeeded", n)
+		}
+	}
+	data, err := os.ReadFile(m.path(".control", "errors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(raw) != len(names) {
+		t.Fatalf(".control/errors has %d lines for %d failures:\n%s", len(raw), len(names), data)
+	}
+	for _, l := range raw {
+		if strings.HasPrefix(l, "2026-01-01T00:00:00Z") || strings.ContainsAny(l, "\r\x1b") {
+			t.Errorf("a name's bytes reached .control/errors unescaped: %q", l)
+		}
+	}
+	lines := m.errors(t)
+	for i, n := range names {
+		if lines[i].Path != "S/"+n {
+			t.Errorf("line %d reads back as path %q, want %q", i, lines[i].Path, "S/"+n)
+		}
+	}
+	if want := `S/a\n2026-01-01T00:00:00Z\tFAKE.line.parquet\tforged.parquet`; !strings.Contains(raw[0], "\t"+want+"\t") {
+		t.Errorf("line %q does not hold the escaped name %s", raw[0], want)
+	}
+}

@@ -119,6 +119,13 @@ func mountAt(t testing.TB, root, dir string, args ...string) *mount {
 
 func (m *mount) start() {
 	m.t.Helper()
+	m.launch()
+	m.awaitServing()
+}
+
+// launch starts the daemon without waiting for it to serve.
+func (m *mount) launch() {
+	m.t.Helper()
 	argv := append([]string{"mount", "--cache-root", m.root, "--gc-interval", "0", "--verbose"}, m.args...)
 	argv = append(argv, m.dir)
 	bin := fsmountBin
@@ -137,6 +144,12 @@ func (m *mount) start() {
 		_ = m.cmd.Wait()
 		close(m.done)
 	}()
+}
+
+// awaitServing waits until the launched daemon serves, failing the test if
+// it exits first or takes over 15 s.
+func (m *mount) awaitServing() {
+	m.t.Helper()
 	// Mounted is not enough: after kill -9 the stale mount is listed until
 	// the new daemon clears it. The control directory answers only once the
 	// new daemon serves.

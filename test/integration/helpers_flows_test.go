@@ -229,7 +229,14 @@ func (m *mount) errors(t testing.TB) []errorLine {
 		if err != nil {
 			t.Fatalf(".control/errors line %q: bad time: %v", sc.Text(), err)
 		}
-		lines = append(lines, errorLine{ts, parts[1], parts[2]})
+		// Path and reason are escaped as in a Go string literal.
+		var fields [2]string
+		for i, f := range parts[1:] {
+			if fields[i], err = strconv.Unquote(`"` + f + `"`); err != nil {
+				t.Fatalf(".control/errors line %q: field %q is not escaped: %v", sc.Text(), f, err)
+			}
+		}
+		lines = append(lines, errorLine{ts, fields[0], fields[1]})
 	}
 	return lines
 }

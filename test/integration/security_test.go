@@ -152,3 +152,92 @@ func TestCorruptManifestRefusesToMountAndIsKept(t *testing.T) {
 		t.Error("the corrupt manifest was changed; it must be kept as it was for inspection")
 	}
 }
+
+// Everything featurefs creates under the cache root is its owner's alone,
+// whatever the umask; other users read entries through the daemon, raw
+// (passthrough) and compressed alike.
+func TestCacheRootIsPrivateWhileOthersReadThroughTheMount(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	old := syscall.Umask(0) // the daemons inherit it
+	defer syscall.Umask(old)
+	base := t.TempDir()
+	m := mountAt(t, filepath.Join(base, "cache"), filepath.Join(base, "mnt"), "--allow-other", "--compression", "zstd")
+	src := t.TempDir()
+	v := writeFixture(t, src, "v.parquet", 3000, 11)
+	sh(t, "mkdir", m.path("S"))
+	sh(t, "cp", v, m.path("S", "zstd.parquet"))
+	m.args = []string{"--allow-other", "--compression", "none"}
+	m.restart()
+	sh(t, "cp", v, m.path("S", "raw.parquet"))
+	sh(t, "cp", v, m.path("S", "damaged.parquet"))
+	openDirs(t, filepath.Dir(m.dir), src)
+	want := sha256File(t, v)
+	for _, k := range []string{"zstd", "raw"} {
+		out, err := asNobody(t, "sha256sum "+m.path("S", k+".parquet"))
+		if err != nil || !strings.HasPrefix(out, want) {
+			t.Fatalf("another user could not read %s.parquet through the mount: %v %s", k, err, out)
+		}
+	}
+	if got := sqliteQuery(t, m.root, "select count(*) from manifest where path like '%.zst'"); strings.TrimSpace(got) != "1" {
+		t.Fatalf("%s compressed entries, want 1", got)
+	}
+	// A blob whose size disagrees with its row goes to quarantine/.
+	damaged := strings.TrimSpace(sqliteQuery(t, m.root, "select path from manifest where key = 'damaged'"))
+	if err := os.Truncate(filepath.Join(m.root, damaged), 100); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "bash", "-c", "echo run > "+m.path(".control", "gc"))
+	if q, _ := os.ReadDir(filepath.Join(m.root, "quarantine")); len(q) != 1 {
+		t.Fatalf("quarantine holds %d files after gc, want 1", len(q))
+	}
+	if out, code := runFsmount(t, "gc", "--cache-root", m.root); code != 0 {
+		t.Fatalf("fsmount gc: exit %d\n%s", code, out)
+	}
+	if out, code := runFsmount(t, "stats", "--cache-root", m.root); code != 0 {
+		t.Fatalf("fsmount stats: exit %d\n%s", code, out)
+	}
+
+	n := 0
+	err := filepath.WalkDir(m.root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o, want %04o", path, fi.Mode().Perm(), want)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Fatalf("walked only %d paths of the cache root", n)
+	}
+	if out, err := asNobody(t, "ls "+m.root); err == nil {
+		t.Errorf("another user listed the cache root: %s", out)
+	}
+
+	// A root whose owner opened it keeps its mode; verify warns.
+	m.stop()
+	if err := os.Chmod(m.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runFsmount(t, "verify", "--cache-root", m.root)
+	if code != 0 || !strings.Contains(out, "warning: cache root "+m.root+" is mode 0755") {
+		t.Errorf("verify of a 0755 cache root: exit %d\n%s", code, out)
+	}
+	if fi, err := os.Stat(m.root); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("cache root mode after verify: %v %v", fi.Mode(), err)
+	}
+}

@@ -43,7 +43,7 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 	// 1-3: validate, hash and describe from the staged bytes (a file
 	// written front to back was hashed as it arrived, see content.prefix).
 	// Nothing has changed on disk yet, so a failure here needs no cleanup.
-	info, err := hashing.Inspect(f, size)
+	info, err := fsys.validator.Inspect(ctx, f, size)
 	if err != nil {
 		return nil, err
 	}

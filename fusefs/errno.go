@@ -19,7 +19,8 @@ func toErrno(err error) syscall.Errno {
 		return 0
 	case errors.Is(err, hashing.ErrNotParquet),
 		errors.Is(err, hashing.ErrTruncated),
-		errors.Is(err, hashing.ErrBadFooter):
+		errors.Is(err, hashing.ErrBadFooter),
+		errors.Is(err, hashing.ErrBadLayout):
 		return syscall.EINVAL
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return syscall.ENOSPC

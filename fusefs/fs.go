@@ -101,6 +101,8 @@ type FS struct {
 	store *blobstore.Store
 	log   *slog.Logger
 	now   func() time.Time
+	// validator bounds the memory that closes validating at once hold.
+	validator *hashing.Validator
 
 	root    *rootNode
 	nextIno atomic.Uint64
@@ -169,6 +171,7 @@ func New(ctx context.Context, cfg Config) (*FS, error) {
 		store:       cfg.Store,
 		log:         cfg.Logger,
 		now:         cfg.Now,
+		validator:   hashing.NewValidator(0),
 		errs:        newErrorLog(100),
 		started:     cfg.Now(),
 		scratch:     make(map[scratchKey]*scratchNode),

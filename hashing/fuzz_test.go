@@ -39,7 +39,7 @@ func checkInspect(t *testing.T, b []byte) {
 	info, err := Inspect(r, size)
 	if err != nil {
 		n := 0
-		for _, s := range []error{ErrNotParquet, ErrTruncated, ErrBadFooter} {
+		for _, s := range sentinels {
 			if errors.Is(err, s) {
 				n++
 			}

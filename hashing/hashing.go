@@ -1,11 +1,13 @@
 // Package hashing validates, describes and hashes parquet files.
 //
 // Everything here works from an io.ReaderAt and a size, reads only what it
-// needs (head, tail and footer for validation and description; the tail alone
-// for a footer hash), and keeps memory constant whatever the file's size: the
-// only buffers sized from the file are the footer, whose length is checked
-// against the file's size before anything is allocated for it, and what the
-// footer decodes into.
+// needs (head, tail, footer and page headers for validation and description;
+// the tail alone for a footer hash), and keeps memory constant whatever the
+// file's size: the only buffers sized from the file are the footer, whose
+// length is checked against the file's size and MaxFooterSize before
+// anything is allocated for it, what the footer decodes into, and a page
+// header buffer of at most 1 MiB. A Validator bounds what concurrent
+// validations hold together.
 //
 // # Validation failures
 //
@@ -22,8 +24,13 @@
 //	  (tail cut inside the magic, right after    a copy cut short leaves exactly this
 //	  the footer length, or mid-file)
 //	footer length past the start of the file   ErrTruncated
-//	footer that does not decode, or decodes    ErrBadFooter
-//	  into an inconsistent schema/row groups
+//	footer longer than MaxFooterSize, or one   ErrBadFooter
+//	  that does not decode, or decodes into
+//	  an inconsistent schema/row groups
+//	column chunk outside the data region or    ErrBadLayout: what two files
+//	  overlapping another, page headers that     concatenated, a file appended to
+//	  do not parse or do not end exactly at      another, or pages overwritten
+//	  the chunk's end                            look like
 //
 // Errors from the io.ReaderAt itself (a short read, EIO) wrap none of the
 // sentinels: they are I/O failures, not verdicts on the file.
@@ -42,9 +49,15 @@ var (
 	// magic, footer and footer length, does not end with the PAR1 magic, or
 	// its footer length points past the start of the file.
 	ErrTruncated = errors.New("truncated parquet file")
-	// ErrBadFooter: the footer bytes do not parse as a parquet FileMetaData,
-	// or what they describe is inconsistent (schema tree, column chunks).
+	// ErrBadFooter: the footer is longer than MaxFooterSize, its bytes do
+	// not parse as a parquet FileMetaData, or what they describe is
+	// inconsistent (schema tree, column chunks).
 	ErrBadFooter = errors.New("corrupt parquet footer")
+	// ErrBadLayout: the footer parses but the file's pages are not where it
+	// says: a column chunk outside the data region or overlapping another,
+	// or page headers that do not parse or do not walk exactly to the end
+	// of their chunk.
+	ErrBadLayout = errors.New("parquet pages do not match the footer")
 )
 
 // Method names how a hash was computed, as stored in the manifest.

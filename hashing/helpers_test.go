@@ -93,20 +93,45 @@ func withFooter(footer []byte) []byte {
 	return append(b, "PAR1"...)
 }
 
-// buildParquet encodes md as the footer of a page-less parquet file.
+// buildParquet encodes md as the footer of a parquet file in which every
+// column chunk is one empty data page: enough for the layout check, and for
+// everything else in this package, which never reads a page body. It sets
+// the chunks' offsets and sizes in md.
 func buildParquet(tb testing.TB, md *format.FileMetaData) []byte {
 	tb.Helper()
-	footer, err := thrift.Marshal(new(thrift.CompactProtocol), md)
+	b := []byte(magic)
+	for g := range md.RowGroups {
+		for c := range md.RowGroups[g].Columns {
+			m := &md.RowGroups[g].Columns[c].MetaData
+			page := marshalT(tb, &format.PageHeader{
+				Type:           format.DataPage,
+				DataPageHeader: thrift.New(format.DataPageHeader{NumValues: int32(m.NumValues)}),
+			})
+			m.DataPageOffset, m.TotalCompressedSize = int64(len(b)), int64(len(page))
+			m.TotalUncompressedSize = m.TotalCompressedSize
+			b = append(b, page...)
+		}
+	}
+	footer := marshalT(tb, md)
+	b = append(b, footer...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(footer)))
+	return append(b, magic...)
+}
+
+func marshalT(tb testing.TB, v any) []byte {
+	tb.Helper()
+	b, err := thrift.Marshal(new(thrift.CompactProtocol), v)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return withFooter(footer)
+	return b
 }
 
 // sparseParquet writes a size-byte file that starts with the body of a real
 // parquet file (everything before its footer), has a hole in the middle and
-// ends with that file's footer, length and magic. The footer's offsets do
-// not match, which nothing here reads; the hole costs no disk.
+// ends with that file's footer, length and magic. The footer's offsets still
+// point at the pages, which are where they were; the hole costs no disk and
+// lies between the chunks and the footer, where readers look at nothing.
 func sparseParquet(tb testing.TB, fixture []byte, size int64) *os.File {
 	tb.Helper()
 	tail := 8 + footerLen(fixture)

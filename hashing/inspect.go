@@ -2,9 +2,12 @@ package hashing
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
@@ -23,13 +26,65 @@ const (
 	minSize = 4 + tailLen
 )
 
+// MaxFooterSize is the largest footer Inspect accepts, in bytes. The footer
+// is the one part of a file Inspect holds in memory whole, so its declared
+// length must not decide how much the daemon allocates: longer footers are
+// refused (ErrBadFooter) before anything is allocated for them. Real footers
+// are far smaller: a few KiB for a typical feature file, about 2 MiB for a
+// 10 GiB DuckDB file of a few columns (one chunk description of ~150 bytes per
+// column and row group).
+const MaxFooterSize = 16 << 20
+
+// DefaultBudget is the memory a Validator made by NewValidator(0) lets its
+// concurrent validations hold at once: two of the largest footers with their
+// page-header buffers.
+const DefaultBudget = 2 * (MaxFooterSize + tailLen + maxPageHeaderSize)
+
+// A Validator runs Inspect for many callers at once within one memory budget:
+// each validation reserves its footer and page-header buffers before it
+// allocates them and waits while the budget is spent, so the memory held by
+// validations does not grow with the number of writers closing at once.
+type Validator struct {
+	budget *semaphore.Weighted
+	size   int64
+}
+
+// NewValidator returns a Validator whose validations together hold at most
+// budget bytes of buffers (DefaultBudget if budget is 0). The budget is
+// raised to what the largest validation needs, so that every file can pass.
+func NewValidator(budget int64) *Validator {
+	if budget == 0 {
+		budget = DefaultBudget
+	}
+	budget = max(budget, MaxFooterSize+tailLen+maxPageHeaderSize)
+	return &Validator{budget: semaphore.NewWeighted(budget), size: budget}
+}
+
 // Inspect validates that r (size bytes long) is a well-formed parquet file and
-// describes it. It reads the head magic, the tail and the footer, nothing else.
+// describes it, as the package-level Inspect does, within v's budget. It
+// returns ctx's error if ctx ends while it waits for the budget or walks pages.
+func (v *Validator) Inspect(ctx context.Context, r io.ReaderAt, size int64) (Info, error) {
+	return inspect(ctx, v.budget, r, size)
+}
+
+// Inspect validates that r (size bytes long) is a well-formed parquet file and
+// describes it. It reads the head magic, the tail, the footer and the page
+// headers of every column chunk, no page body. Callers that validate
+// concurrently should share a Validator instead, so that their buffers
+// together stay within one budget.
 func Inspect(r io.ReaderAt, size int64) (Info, error) {
-	footer, err := readFooter(r, size)
+	return inspect(context.Background(), nil, r, size)
+}
+
+// inspect reserves from budget (nil for none) each buffer before allocating
+// it and gives everything back before it returns: the footer and what it
+// decodes into are garbage by then.
+func inspect(ctx context.Context, budget *semaphore.Weighted, r io.ReaderAt, size int64) (Info, error) {
+	footer, release, err := readFooter(ctx, budget, r, size)
 	if err != nil {
 		return Info{}, err
 	}
+	defer release()
 	// The footer is decoded and its shape checked here before parquet-go
 	// decodes it again: parquet-go sizes buffers from the schema before it
 	// checks it (see checkShape). Footers are small; the second decode
@@ -43,6 +98,12 @@ func Inspect(r io.ReaderAt, size int64) (Info, error) {
 		return Info{}, err
 	}
 	if err := openFile(footer, size); err != nil {
+		return Info{}, err
+	}
+	// Every reader follows the chunk offsets to the pages; a footer that
+	// parses over pages that do not (two files concatenated, a parquet
+	// appended to another) would commit a file no reader can scan.
+	if err := checkLayout(ctx, r, md, size-tailLen-int64(len(footer.bytes()))); err != nil {
 		return Info{}, err
 	}
 	info := describe(md, tree)
@@ -78,45 +139,78 @@ func (t *footerTail) ReadAt(p []byte, off int64) (int, error) {
 
 // readFooter checks both magics and the footer length, then reads the footer.
 // The footer buffer is allocated only once its length is known to fit in the
-// file, so no length read from the file can make it allocate more than the
-// file holds.
-func readFooter(r io.ReaderAt, size int64) (*footerTail, error) {
+// file and under MaxFooterSize, and once budget (if not nil) has granted it
+// and the page-header buffers checkLayout will need; release gives that back.
+func readFooter(ctx context.Context, budget *semaphore.Weighted, r io.ReaderAt, size int64) (_ *footerTail, release func(), err error) {
+	t, err := checkTail(r, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	release = func() {}
+	if budget != nil {
+		n := t.length + tailLen + maxPageHeaderSize
+		if err := budget.Acquire(ctx, n); err != nil {
+			return nil, nil, fmt.Errorf("wait for validation memory: %w", err)
+		}
+		release = func() { budget.Release(n) }
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	tail := make([]byte, t.length+tailLen)
+	off := size - int64(len(tail))
+	if err := readAt(r, tail[:t.length], off); err != nil {
+		return nil, nil, fmt.Errorf("read footer: %w", err)
+	}
+	copy(tail[t.length:], t.end[:])
+	return &footerTail{r: r, tail: tail, off: off}, release, nil
+}
+
+// tailInfo is what the last bytes of a file say before the footer is read.
+type tailInfo struct {
+	end    [tailLen]byte
+	length int64
+}
+
+// checkTail checks both magics and the footer length against the file's size
+// and MaxFooterSize, reading 12 bytes.
+func checkTail(r io.ReaderAt, size int64) (tailInfo, error) {
+	var t tailInfo
 	if size < 0 {
-		return nil, fmt.Errorf("negative file size %d: %w", size, ErrTruncated)
+		return t, fmt.Errorf("negative file size %d: %w", size, ErrTruncated)
 	}
 	var head [len(magic)]byte
 	n := min(size, int64(len(head)))
 	if err := readAt(r, head[:n], 0); err != nil {
-		return nil, fmt.Errorf("read head: %w", err)
+		return t, fmt.Errorf("read head: %w", err)
 	}
 	switch {
 	case string(head[:n]) == magicEncrypted:
-		return nil, fmt.Errorf("encrypted footer (PARE magic) is not supported: %w", ErrNotParquet)
+		return t, fmt.Errorf("encrypted footer (PARE magic) is not supported: %w", ErrNotParquet)
 	case string(head[:n]) != magic[:n]:
-		return nil, fmt.Errorf("starts with %q, not the PAR1 magic: %w", head[:n], ErrNotParquet)
+		return t, fmt.Errorf("starts with %q, not the PAR1 magic: %w", head[:n], ErrNotParquet)
 	case size == 0:
-		return nil, fmt.Errorf("empty file: %w", ErrTruncated)
+		return t, fmt.Errorf("empty file: %w", ErrTruncated)
 	case size < minSize:
-		return nil, fmt.Errorf("%d bytes, shorter than the smallest parquet file (%d bytes): %w",
+		return t, fmt.Errorf("%d bytes, shorter than the smallest parquet file (%d bytes): %w",
 			size, minSize, ErrTruncated)
 	}
 
-	var end [tailLen]byte
-	if err := readAt(r, end[:], size-tailLen); err != nil {
-		return nil, fmt.Errorf("read tail: %w", err)
+	if err := readAt(r, t.end[:], size-tailLen); err != nil {
+		return t, fmt.Errorf("read tail: %w", err)
 	}
-	length, err := footerLength(end, size)
+	length, err := footerLength(t.end, size)
 	if err != nil {
-		return nil, err
+		return t, err
 	}
-	// length <= size-minSize, so this allocation is bounded by the file.
-	tail := make([]byte, length+tailLen)
-	off := size - int64(len(tail))
-	if err := readAt(r, tail[:length], off); err != nil {
-		return nil, fmt.Errorf("read footer: %w", err)
+	if length > MaxFooterSize {
+		return t, fmt.Errorf("footer length %d exceeds the %d MiB cap on footers: %w",
+			length, MaxFooterSize>>20, ErrBadFooter)
 	}
-	copy(tail[length:], end[:])
-	return &footerTail{r: r, tail: tail, off: off}, nil
+	t.length = length
+	return t, nil
 }
 
 // footerLength checks the trailing magic and returns the footer length from

@@ -112,13 +112,16 @@ func TestInspectRejectsCorruptFiles(t *testing.T) {
 	}
 }
 
+// sentinels lists every error a validation failure wraps exactly one of.
+var sentinels = []error{ErrNotParquet, ErrTruncated, ErrBadFooter, ErrBadLayout}
+
 // checkSentinel fails unless err wraps want and no other sentinel.
 func checkSentinel(t *testing.T, err, want error) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("got no error, want %v", want)
 	}
-	for _, s := range []error{ErrNotParquet, ErrTruncated, ErrBadFooter} {
+	for _, s := range sentinels {
 		if errors.Is(err, s) != (s == want) {
 			t.Errorf("error %q: errors.Is(err, %q) = %t", err, s, !(s == want))
 		}
@@ -347,15 +350,26 @@ func TestInspectDescribesTimeColumns(t *testing.T) {
 	}
 }
 
-func TestInspectReadsOnlyHeadTailAndFooter(t *testing.T) {
-	check := func(t *testing.T, r *countingReader, size, flen int64) {
+// Inspect reads the head, the tail and the footer once each, and otherwise
+// only inside column chunks, where the page headers are.
+func TestInspectReadsOnlyFooterAndPageHeaders(t *testing.T) {
+	check := func(t *testing.T, r *countingReader, fixture []byte, size int64) {
 		t.Helper()
-		tail := span{size - 8 - flen, 8 + flen}
-		if bad := r.outside(span{0, 4}, tail); len(bad) > 0 {
-			t.Errorf("read outside head and tail: %v", bad)
+		flen := footerLen(fixture)
+		allowed := []span{{0, 4}, {size - 8 - flen, 8 + flen}}
+		var chunks int64
+		for _, rg := range footerOf(t, fixture).RowGroups {
+			for _, c := range rg.Columns {
+				start := chunkStart(&c.MetaData)
+				allowed = append(allowed, span{start, c.MetaData.TotalCompressedSize})
+				chunks += c.MetaData.TotalCompressedSize
+			}
 		}
-		if got, want := r.bytesRead(), 12+flen; got != want {
-			t.Errorf("read %d bytes in %d reads, want %d (head, tail and footer once)", got, len(r.reads), want)
+		if bad := r.outside(allowed...); len(bad) > 0 {
+			t.Errorf("read outside head, tail and column chunks: %v", bad)
+		}
+		if got, most := r.bytesRead(), 12+flen+chunks; got > most {
+			t.Errorf("read %d bytes in %d reads, want at most %d (head, tail, footer and chunks once)", got, len(r.reads), most)
 		}
 	}
 	for _, name := range fixtureNames(t) {
@@ -365,7 +379,7 @@ func TestInspectReadsOnlyHeadTailAndFooter(t *testing.T) {
 			if _, err := Inspect(r, int64(len(b))); err != nil {
 				t.Fatal(err)
 			}
-			check(t, r, int64(len(b)), footerLen(b))
+			check(t, r, b, int64(len(b)))
 		})
 	}
 	t.Run("1 GiB", func(t *testing.T) {
@@ -379,7 +393,7 @@ func TestInspectReadsOnlyHeadTailAndFooter(t *testing.T) {
 		if info.Rows != 5000 {
 			t.Errorf("rows = %d, want the footer's 5000", info.Rows)
 		}
-		check(t, r, size, footerLen(fixture))
+		check(t, r, fixture, size)
 	})
 }
 
@@ -391,7 +405,7 @@ func TestInspectReportsShortReadsAsIOErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, s := range []error{ErrNotParquet, ErrTruncated, ErrBadFooter} {
+	for _, s := range sentinels {
 		if errors.Is(err, s) {
 			t.Errorf("error %q wraps %q", err, s)
 		}

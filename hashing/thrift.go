@@ -50,6 +50,9 @@ func checkThrift(b []byte) error {
 type thriftWalker struct {
 	b   []byte
 	off int
+	// prefix says b may stop short of the end of the value: a length
+	// beyond it asks for more bytes (errShort) rather than being refused.
+	prefix bool
 }
 
 func (w *thriftWalker) remaining() int { return len(w.b) - w.off }
@@ -92,6 +95,9 @@ func (w *thriftWalker) count(what string, perItem int) (int, error) {
 		return 0, err
 	}
 	if v > uint64(w.remaining()/perItem) {
+		if w.prefix {
+			return 0, errShort
+		}
 		return 0, fmt.Errorf("%s of %d at footer offset %d, but only %d bytes follow",
 			what, v, at, w.remaining())
 	}

@@ -37,8 +37,8 @@ func (db *DB) check(ctx context.Context) error {
 		db.log.Debug("manifest checked", "took", time.Since(t0))
 		return nil
 	}
-	cerr := fmt.Errorf("%w: %s is not a valid manifest database (PRAGMA quick_check: %s); it was left untouched",
-		ErrCorrupt, db.path, strings.Join(problems, "; "))
+	cerr := fmt.Errorf("%s is not a valid manifest database: %w (PRAGMA quick_check: %s); it was left untouched",
+		db.path, ErrCorrupt, strings.Join(problems, "; "))
 	db.markCorrupt(cerr)
 	return cerr
 }
@@ -46,6 +46,9 @@ func (db *DB) check(ctx context.Context) error {
 // markCorrupt records the first damage found and wakes Corrupted.
 func (db *DB) markCorrupt(err error) {
 	db.corruptOnce.Do(func() {
+		if !strings.Contains(err.Error(), db.path) {
+			err = fmt.Errorf("manifest %s: %w", db.path, err)
+		}
 		db.corrupt.Store(&err)
 		close(db.corruptCh)
 		db.log.Error("manifest damaged: refusing every further query and write", "err", err)

@@ -71,7 +71,7 @@ var (
 	ErrNoSpace = errors.New("manifest: no space left on device")
 	// ErrCorrupt: SQLite found the database file damaged. The DB refuses
 	// every later call and must not be written again; see Corrupted.
-	ErrCorrupt = errors.New("manifest damaged")
+	ErrCorrupt = errors.New("database file damaged")
 )
 
 // Entry is one committed version of (Symbol, Key).

@@ -133,7 +133,7 @@ func (db *DB) classify(err error) error {
 	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrNoSpace):
 		return err
 	case isNotADB(err):
-		cerr := fmt.Errorf("%w: %s: %w", ErrCorrupt, db.path, err)
+		cerr := fmt.Errorf("%w: %w", ErrCorrupt, err)
 		db.markCorrupt(cerr)
 		return cerr
 	case isFull(err):

@@ -19,12 +19,13 @@
 //     the file. The process is expected to exit; the WAL stays beside it.
 //
 // Full disk: Open keeps manifest.reserve beside manifest.db, a file of
-// ReserveSize bytes that holds space for the manifest's own files. When a
-// write or an open fails because the file system is full, the reserve is
-// deleted and the operation retried once, so that deleting entries and GC
-// (which must write the manifest before it frees a blob) still work; writes
-// that still do not fit fail with ErrNoSpace. The reserve is recreated once
-// the file system has room for it twice over.
+// ReserveSize bytes that holds space for the manifest's own files (WAL
+// frames, the -shm index a first open creates). When a write or an open
+// fails because the file system is full, ReserveStep of it is given back and
+// the operation retried once, so that deleting entries and GC, which must
+// write the manifest before they free a blob, still work; what still does not
+// fit fails with ErrNoSpace. The reserve is refilled once the file system has
+// room for it and as much again.
 //
 // Many processes may open one manifest.db at once (several mount daemons, a
 // standalone GC): SQLite's file locks serialise their writers, WAL lets their

@@ -22,7 +22,7 @@ func toErrno(err error) syscall.Errno {
 		errors.Is(err, hashing.ErrBadFooter),
 		errors.Is(err, hashing.ErrBadLayout):
 		return syscall.EINVAL
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, manifest.ErrNoSpace):
 		return syscall.ENOSPC
 	case errors.Is(err, syscall.EROFS), errors.Is(err, manifest.ErrReadOnly):
 		return syscall.EROFS

@@ -10,7 +10,22 @@
 //     separate read-only pool and never queue behind the write lock;
 //   - every change to a row is appended to table changes (by triggers), so a
 //     process sharing the file can see what another one changed;
-//   - a Commit or other write that returns an error committed nothing.
+//   - a Commit or other write that returns an error committed nothing;
+//   - a damaged file is never written: Open refuses one that PRAGMA
+//     quick_check finds damaged, and once a query at run time meets
+//     SQLITE_CORRUPT or SQLITE_NOTADB every later call fails with ErrCorrupt,
+//     Corrupted is closed and Close leaves the connections open, because
+//     closing the last connection of a WAL database checkpoints the WAL into
+//     the file. The process is expected to exit; the WAL stays beside it.
+//
+// Full disk: Open keeps manifest.reserve beside manifest.db, a file of
+// ReserveSize bytes that holds space for the manifest's own files (WAL
+// frames, the -shm index a first open creates). When a write or an open
+// fails because the file system is full, ReserveStep of it is given back and
+// the operation retried once, so that deleting entries and GC, which must
+// write the manifest before they free a blob, still work; what still does not
+// fit fails with ErrNoSpace. The reserve is refilled once the file system has
+// room for it and as much again.
 //
 // Many processes may open one manifest.db at once (several mount daemons, a
 // standalone GC): SQLite's file locks serialise their writers, WAL lets their
@@ -56,6 +71,12 @@ var (
 	// trimmed by Maintain; the caller must treat everything as changed and
 	// continue from the returned cursor.
 	ErrChangesTrimmed = errors.New("changes trimmed")
+	// ErrNoSpace: the file system holding the manifest is full, even after
+	// the reserve was given up; nothing of the failed write was committed.
+	ErrNoSpace = errors.New("manifest: no space left on device")
+	// ErrCorrupt: SQLite found the database file damaged. The DB refuses
+	// every later call and must not be written again; see Corrupted.
+	ErrCorrupt = errors.New("database file damaged")
 )
 
 // Entry is one committed version of (Symbol, Key).
@@ -205,6 +226,17 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// corrupt holds the first SQLITE_CORRUPT/NOTADB error; corruptCh is
+	// closed when it is set.
+	corrupt     atomic.Pointer[error]
+	corruptOnce sync.Once
+	corruptCh   chan struct{}
+
+	// reserveMu serialises releasing and recreating the reserve;
+	// reserveGone is set while it is missing.
+	reserveMu   sync.Mutex
+	reserveGone atomic.Bool
 }
 
 // sqliteMagic starts every SQLite database file.
@@ -231,6 +263,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		committerDone: make(chan struct{}),
 		stopFlusher:   make(chan struct{}),
 		flusherDone:   make(chan struct{}),
+		corruptCh:     make(chan struct{}),
 	}
 	db.acc.pending = make(map[int64]pendingAccess)
 
@@ -280,10 +313,13 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.r.SetConnMaxIdleTime(5 * time.Minute)
 
 	if err := db.init(ctx); err != nil {
-		db.w.Close()
-		db.r.Close()
+		if db.corruptErr() == nil {
+			db.w.Close()
+			db.r.Close()
+		} // else: left open, so nothing checkpoints into the damaged file
 		return nil, err
 	}
+	db.keepReserve(true)
 
 	if opts.NoGroupCommit {
 		close(db.committerDone)
@@ -395,6 +431,9 @@ func (db *DB) init(ctx context.Context) error {
 		}
 		return fmt.Errorf("manifest %s: open: %w", db.path, err)
 	}
+	if err := db.check(ctx); err != nil {
+		return err
+	}
 	if err := db.migrate(ctx); err != nil {
 		if isNotADB(err) || errors.Is(err, errNotManifest) {
 			return fmt.Errorf("%s is not a valid manifest database: %w", db.path, err)
@@ -430,6 +469,12 @@ func (db *DB) Close() error {
 		}
 		<-db.flusherDone
 
+		if err := db.corruptErr(); err != nil {
+			// Closing the last connection would checkpoint the WAL into
+			// the damaged file; it is left as it is, for inspection.
+			db.closeErr = fmt.Errorf("manifest %s: not closed, the file is damaged: %w", db.path, err)
+			return
+		}
 		// Accesses recorded since the last flush are written now; a clean
 		// shutdown loses none.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -451,6 +496,9 @@ func (db *DB) Close() error {
 // is healthy: its rows are still right and readers are still served, while
 // writes fail with ErrReadOnly.
 func (db *DB) Healthy(ctx context.Context) error {
+	if err := db.corruptErr(); err != nil {
+		return err
+	}
 	fi, err := os.Stat(db.path)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", db.path, err)
@@ -460,7 +508,7 @@ func (db *DB) Healthy(ctx context.Context) error {
 	}
 	var v int
 	if err := db.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("manifest %s: %w", db.path, err)
+		return fmt.Errorf("manifest %s: %w", db.path, db.classify(err))
 	}
 	if v != schemaVersion {
 		return fmt.Errorf("manifest %s: schema version is now %d, want %d", db.path, v, schemaVersion)

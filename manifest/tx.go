@@ -34,6 +34,10 @@ func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // attempt is one try of withTx: BEGIN EXCLUSIVE, fn, COMMIT.
 func (db *DB) attempt(ctx context.Context, fn func(*sql.Tx) error) error {
+	if err := db.corruptErr(); err != nil {
+		// Not one more byte into a damaged file (a commit may checkpoint).
+		return err
+	}
 	txCtx := context.WithoutCancel(ctx)
 	err := func() error {
 		tx, err := db.w.BeginTx(txCtx, nil)
@@ -59,20 +63,35 @@ func (db *DB) attempt(ctx context.Context, fn func(*sql.Tx) error) error {
 		// why (EROFS) while reads go on.
 		return fmt.Errorf("%w: %w", ErrReadOnly, err)
 	}
+	if err == nil && db.reserveGone.Load() {
+		db.keepReserve(false)
+	}
 	return err
 }
 
 // retry runs op until it succeeds, fails with something other than a busy
 // database, has been retried MaxRetries times or has spent RetryBudget;
 // each retry is counted in Counters().BusyRetries. The final busy error
-// wraps ErrBusy.
+// wraps ErrBusy. A failure for want of space gives up part of the reserve
+// and is retried once; the final one wraps ErrNoSpace. A damaged database
+// wraps ErrCorrupt and marks the DB.
 func (db *DB) retry(ctx context.Context, op func() error) error {
+	if err := db.corruptErr(); err != nil {
+		return err
+	}
 	delay := backoffBase
 	deadline := time.Now().Add(db.opts.RetryBudget)
+	released := false
 	for attempt := 0; ; attempt++ {
 		err := op()
+		if err != nil && isFull(err) && !released {
+			released = true
+			if db.releaseReserve(err) {
+				continue
+			}
+		}
 		if err == nil || !isBusy(err) {
-			return err
+			return db.classify(err)
 		}
 		if attempt >= db.opts.MaxRetries || !time.Now().Before(deadline) {
 			return fmt.Errorf("%w after %d attempts: %w", ErrBusy, attempt+1, err)
@@ -108,6 +127,35 @@ func isReadOnly(err error) bool {
 	var se sqlite3.Error
 	if errors.As(err, &se) {
 		return se.SystemErrno == syscall.EROFS || se.Code == sqlite3.ErrReadonly
+	}
+	return false
+}
+
+// classify wraps err in ErrNoSpace or ErrCorrupt when it is one of those,
+// marking the DB damaged in the second case.
+func (db *DB) classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrNoSpace):
+		return err
+	case isNotADB(err):
+		cerr := fmt.Errorf("%w: %w", ErrCorrupt, err)
+		db.markCorrupt(cerr)
+		return cerr
+	case isFull(err):
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// isFull reports whether SQLite failed for want of space: SQLITE_FULL, or
+// any error whose system errno says so (creating or growing the -shm file
+// on a full disk fails with an I/O error code).
+func isFull(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrFull || se.SystemErrno == syscall.ENOSPC || se.SystemErrno == syscall.EDQUOT
 	}
 	return false
 }

@@ -124,6 +124,7 @@ func (db *DB) committer() {
 func (db *DB) commitBatch(reqs []*commitReq) {
 	delay := backoffBase
 	var lastErr error
+	released := false
 	for {
 		reqs = db.admit(reqs, lastErr)
 		if len(reqs) == 0 {
@@ -133,6 +134,13 @@ func (db *DB) commitBatch(reqs []*commitReq) {
 			db.busyRetries.Add(1)
 		}
 		results, err := db.commitAttempt(reqs)
+		if err != nil && isFull(err) && !released {
+			// As in retry: give up part of the reserve, try once more.
+			released = true
+			if db.releaseReserve(err) {
+				continue
+			}
+		}
 		if err == nil {
 			db.transactions.Add(1)
 			for i, r := range reqs {
@@ -144,6 +152,7 @@ func (db *DB) commitBatch(reqs []*commitReq) {
 			return
 		}
 		if !isBusy(err) {
+			err = db.classify(err)
 			for _, r := range reqs {
 				r.done <- commitRes{err: err}
 			}

@@ -183,14 +183,20 @@ func mountAction(c *cli.Context) error {
 		awaitRelease(served, mnt, log)
 	case err := <-unhealthy:
 		// Serving on without a manifest would show garbage; stop loudly.
-		log.Error("manifest lost, unmounting", "err", err)
+		what := "manifest lost"
+		if errors.Is(err, manifest.ErrCorrupt) {
+			// Every lookup, listing and commit would fail from now on.
+			what = "manifest damaged"
+		}
+		log.Error(what+", unmounting", "err", err)
 		unmount(server, own, mnt, log)
 		awaitRelease(served, mnt, log)
-		exitErr = cli.Exit(fmt.Sprintf("manifest lost: %v", err), exitIssues)
+		exitErr = cli.Exit(fmt.Sprintf("%s: %v", what, err), exitIssues)
 	}
 	cancel()
-	// Pending access times reach the manifest before it closes.
-	if err := cache.db.FlushAccess(context.Background()); err != nil {
+	// Pending access times reach the manifest before it closes (a damaged
+	// one refuses them: it is not written again).
+	if err := cache.db.FlushAccess(context.Background()); err != nil && !errors.Is(err, manifest.ErrCorrupt) {
 		log.Warn("flush access times", "err", err)
 	}
 	return exitErr
@@ -236,7 +242,8 @@ func periodicGC(ctx context.Context, fsys *fusefs.FS, every time.Duration, log *
 	}
 }
 
-// watchHealth reports a manifest that is gone, replaced or unreadable. A
+// watchHealth reports a manifest that is gone, replaced, unreadable or
+// damaged (at once, when a query meets the damage). A
 // cache root whose file system turned read-only is not reported: its rows
 // are still right, so the daemon keeps serving reads while every write fails
 // with EROFS (listed in .control/errors) until an operator repairs the file
@@ -247,6 +254,9 @@ func watchHealth(ctx context.Context, db *manifest.DB, unhealthy chan<- error) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-db.Corrupted():
+			unhealthy <- db.Healthy(ctx)
 			return
 		case <-t.C:
 			if err := db.Healthy(ctx); err != nil && ctx.Err() == nil {

@@ -410,3 +410,177 @@ func TestCommitFailsWithEIOWhileManifestLocked(t *testing.T) {
 		wantBytes(t, m.path("AAPL", name), d)
 	}
 }
+
+// fillDisk appends to a file outside featurefs, on the cache root's file
+// system, until the file system refuses another byte (to root too: the
+// file system is made with no blocks reserved for root). Space freed just
+// after (a failed commit's staging file going) is filled too.
+func fillDisk(t *testing.T, l *loopFS) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(l.dir, "filler"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Statfs_t
+	for round := 0; ; round++ {
+		for _, chunk := range []int{1 << 20, 4 << 10, 1} {
+			buf := make([]byte, chunk)
+			for {
+				if _, err := f.Write(buf); err != nil {
+					if !errors.Is(err, syscall.ENOSPC) {
+						t.Fatalf("filling the disk: %v", err)
+					}
+					break
+				}
+			}
+		}
+		// Written, so that no space is merely promised.
+		if err := f.Sync(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := syscall.Statfs(l.dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		// ext4 keeps a few blocks (Bfree) for its own metadata; none may
+		// be available to files.
+		if st.Bavail == 0 {
+			return
+		}
+		if round == 10 {
+			t.Fatalf("%d blocks still available after filling the disk", st.Bavail)
+		}
+	}
+}
+
+// TestDeleteAndGCWorkOnFullDisk: with the cache root's file system full
+// (entries until a commit fails with ENOSPC, then a file outside featurefs),
+// rm of an entry succeeds, .control/gc runs, entries keep reading; after the
+// daemon stopped, fsmount gc frees space on the still full disk so that the
+// mount starts again, also when SQLite has to create its -wal and -shm files
+// on a full disk.
+func TestDeleteAndGCWorkOnFullDisk(t *testing.T) {
+	l := newLoopFS(t, 64<<20, "-m", "0")
+	m := mountAt(t, filepath.Join(l.dir, "cache"), filepath.Join(t.TempDir(), "mnt"), "--compression", "none")
+	reserve := filepath.Join(m.root, "manifest.reserve")
+	reserveSize := func() int64 {
+		fi, err := os.Stat(reserve)
+		if err != nil {
+			return -1
+		}
+		return fi.Size()
+	}
+	if n := reserveSize(); n != 4<<20 {
+		t.Errorf("manifest.reserve is %d bytes after the mount started, want 4 MiB", n)
+	}
+	sh(t, "mkdir", m.path("S"))
+	entries := map[string][]byte{}
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("e%d.parquet", i)
+		data := bulkParquet(t, 10<<20, byte(i))
+		o := writeFile(m.path("S", name), data)
+		if o.Op != "" {
+			if o.errno() != syscall.ENOSPC {
+				t.Fatalf("commit %s on a filling disk: %v, want ENOSPC", name, o)
+			}
+			break
+		}
+		entries[name] = data
+	}
+	if len(entries) < 3 {
+		t.Fatalf("only %d entries fit on the disk; the test needs 3", len(entries))
+	}
+	fillDisk(t, l)
+	t.Logf("disk full with %d entries of 10 MiB", len(entries))
+	for name, data := range entries {
+		wantBytes(t, m.path("S", name), data)
+	}
+
+	// rm: the row delete needs WAL space, the blob gives space back.
+	if err := os.Remove(m.path("S", "e0.parquet")); err != nil {
+		t.Errorf("rm of an entry on a full disk: %v (errno %v), want success", err, errnoOf(err))
+	} else {
+		delete(entries, "e0.parquet")
+		wantAbsent(t, m.path("S", "e0.parquet"))
+		// The blob goes a few seconds after its row; the freed space
+		// refills the reserve at the next write (the access times of
+		// these reads).
+		for deadline := time.Now().Add(30 * time.Second); reserveSize() != 4<<20; time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("manifest.reserve is %d bytes 30s after rm freed space, want 4 MiB", reserveSize())
+				break
+			}
+			wantBytes(t, m.path("S", "e1.parquet"), entries["e1.parquet"])
+		}
+	}
+	fillDisk(t, l)
+
+	// GC must flush the access times of these reads before it decides.
+	for name, data := range entries {
+		wantBytes(t, m.path("S", name), data)
+	}
+	if err := os.WriteFile(m.path(".control", "gc"), []byte("run\n"), 0); err != nil {
+		t.Errorf("echo run > .control/gc on a full disk: %v (errno %v)", err, errnoOf(err))
+	}
+	for name, data := range entries {
+		wantBytes(t, m.path("S", name), data)
+	}
+	m.stop()
+	fillDisk(t, l)
+
+	// The daemon is gone and the disk still full: fsmount gc with a short
+	// retention frees space.
+	time.Sleep(2 * time.Second) // past the retention since the last read
+	out, code := runFsmount(t, "gc", "--cache-root", m.root, "--retention", "1s", "--settle", "0s", "--verbose")
+	if code != 0 {
+		t.Fatalf("fsmount gc on a full disk exited %d:\n%s", code, out)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(l.dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < 10<<20 {
+		t.Fatalf("fsmount gc freed only %d bytes:\n%s", free, out)
+	}
+	if n := sqliteInt(t, m.root, "select count(*) from manifest"); n != 0 {
+		t.Fatalf("%d entries left after a GC with a 1s retention", n)
+	}
+	if n := reserveSize(); n != 4<<20 {
+		t.Errorf("manifest.reserve is %d bytes after GC freed space, want 4 MiB", n)
+	}
+
+	// The mount starts again, on a full disk too, and serves.
+	fillDisk(t, l)
+	m.start()
+	data := makeParquet(t, 100, 120)
+	sh(t, "mkdir", "-p", m.path("S"))
+	if o := writeFile(m.path("S", "small.parquet"), data); o.Op != "" && o.errno() != syscall.ENOSPC {
+		t.Fatalf("a commit on a full disk: %v, want success or ENOSPC", o)
+	}
+
+	// A first open: SQLite creates -wal and -shm on a full disk.
+	m.stop()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(m.root, "manifest.db"+suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	_ = os.Remove(filepath.Join(l.dir, "filler"))
+	m.start()
+	commitFile(t, m.path("S", "a.parquet"), bulkParquet(t, 10<<20, 50))
+	m.stop()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(m.root, "manifest.db"+suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	if n := reserveSize(); n != 4<<20 {
+		t.Fatalf("manifest.reserve is %d bytes before the disk filled again, want 4 MiB", n)
+	}
+	fillDisk(t, l)
+	m.start()
+	if err := os.Remove(m.path("S", "a.parquet")); err != nil {
+		t.Fatalf("rm after a first open on a full disk: %v (errno %v)", err, errnoOf(err))
+	}
+}

@@ -27,11 +27,11 @@ type loopFS struct {
 }
 
 // newLoopFS makes, attaches and mounts a fresh ext4 image of size bytes
-// with errors=remount-ro. Its unmount and detach are registered with
+// with errors=remount-ro; mkfsArgs are passed to mkfs.ext4. Its unmount and detach are registered with
 // t.Cleanup; registered before a daemon is started on it, they run after
 // that daemon stopped. Where loop devices cannot be used the test skips,
 // outside CI only.
-func newLoopFS(t *testing.T, size int64) *loopFS {
+func newLoopFS(t *testing.T, size int64, mkfsArgs ...string) *loopFS {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
@@ -60,7 +60,7 @@ func newLoopFS(t *testing.T, size int64) *loopFS {
 	if err := os.Truncate(l.img, size); err != nil {
 		t.Fatal(err)
 	}
-	sh(t, "mkfs.ext4", "-q", "-F", l.img)
+	sh(t, "mkfs.ext4", append(append([]string{"-q", "-F"}, mkfsArgs...), l.img)...)
 	out, err := run("losetup", "--find", "--show", l.img)
 	if err != nil {
 		unavailable("losetup: %v %s", err, strings.TrimSpace(out))

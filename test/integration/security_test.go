@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,6 +120,20 @@ func TestCorruptManifestRefusesToMountAndIsKept(t *testing.T) {
 	if err := os.WriteFile(db, garbage, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	out := wantMountRefused(t, root, mnt)
+	if !strings.Contains(out, "manifest.db") || !strings.Contains(strings.ToLower(out), "not a valid manifest") {
+		t.Errorf("the message should name the file and say what is wrong: %s", out)
+	}
+	after, rerr := os.ReadFile(db)
+	if rerr != nil || !bytes.Equal(after, garbage) {
+		t.Error("the corrupt manifest was changed; it must be kept as it was for inspection")
+	}
+}
+
+// wantMountRefused runs fsmount mount on root and expects it to exit
+// non-zero without mounting; it returns what fsmount said.
+func wantMountRefused(t *testing.T, root, mnt string) string {
+	t.Helper()
 	cmd := exec.Command(fsmountBin, "mount", "--cache-root", root, mnt)
 	done := make(chan struct{})
 	var out []byte
@@ -144,12 +159,130 @@ func TestCorruptManifestRefusesToMountAndIsKept(t *testing.T) {
 	if err == nil {
 		t.Fatalf("fsmount exited 0 on a corrupt manifest: %s", out)
 	}
-	if !strings.Contains(string(out), "manifest.db") || !strings.Contains(strings.ToLower(string(out)), "not a valid manifest") {
-		t.Errorf("the message should name the file and say what is wrong: %s", out)
+	return string(out)
+}
+
+// damagePages overwrites whole pages of a manifest (4096-byte pages) at the
+// given page offsets with garbage and returns the file's sha256 after.
+func damagePages(t *testing.T, db string, offsets ...int64) string {
+	t.Helper()
+	f, err := os.OpenFile(db, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	after, rerr := os.ReadFile(db)
-	if rerr != nil || !bytes.Equal(after, garbage) {
-		t.Error("the corrupt manifest was changed; it must be kept as it was for inspection")
+	page := bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef, 0x5a}, 4096/5+1)[:4096]
+	for _, off := range offsets {
+		if _, err := f.WriteAt(page, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return sha256File(t, db)
+}
+
+// TestDamagedManifestPagesRefuseToMount: a manifest whose pages at offsets
+// 4096 and 8192 hold garbage (PRAGMA integrity_check says so) is refused at
+// mount with a clear message and a non-zero exit, and left byte for byte as
+// it was, nothing checkpointed into it.
+func TestDamagedManifestPagesRefuseToMount(t *testing.T) {
+	m := mountT(t)
+	for _, sym := range []string{"A", "B"} {
+		sh(t, "mkdir", m.path(sym))
+		for i := 0; i < 3; i++ {
+			commitFile(t, m.path(sym, fmt.Sprintf("k%d.parquet", i)), makeParquet(t, 50+i, uint64(130+i)))
+		}
+	}
+	m.stop()
+	db := filepath.Join(m.root, "manifest.db")
+	if fi, err := os.Stat(db + "-wal"); err == nil && fi.Size() > 0 {
+		t.Fatalf("the WAL holds %d bytes after a clean stop; the test wants everything in manifest.db", fi.Size())
+	}
+	sum := damagePages(t, db, 4096, 8192)
+	check, _ := run("sqlite3", "file:"+db+"?mode=ro", "PRAGMA integrity_check")
+	if strings.TrimSpace(check) == "ok" {
+		t.Fatalf("integrity_check finds nothing wrong with the damaged file")
+	}
+	out := wantMountRefused(t, m.root, m.dir)
+	t.Logf("fsmount mount: %s", strings.TrimSpace(out))
+	if !strings.Contains(out, "manifest.db") || !strings.Contains(strings.ToLower(out), "not a valid manifest") {
+		t.Errorf("the message should name the file and say it is damaged: %s", out)
+	}
+	if got := sha256File(t, db); got != sum {
+		t.Error("the damaged manifest was changed; it must be kept as it was for inspection")
+	}
+	if fi, err := os.Stat(db + "-wal"); err == nil && fi.Size() > 0 {
+		t.Errorf("the refused mount left %d bytes in the WAL", fi.Size())
+	}
+	// GC and stats refuse it too, and touch nothing.
+	if out, code := runFsmount(t, "gc", "--cache-root", m.root); code == 0 {
+		t.Errorf("fsmount gc on a damaged manifest exited 0:\n%s", out)
+	}
+	if got := sha256File(t, db); got != sum {
+		t.Error("fsmount gc changed the damaged manifest")
+	}
+}
+
+// TestDamagedManifestAtRunTimeStopsTheDaemon: pages of manifest.db damaged
+// behind a serving daemon. Once a lookup, listing or commit meets the damage
+// the daemon stops serving, unmounts and exits non-zero saying why, and
+// writes nothing into the file: it stays as the damage left it.
+func TestDamagedManifestAtRunTimeStopsTheDaemon(t *testing.T) {
+	m := mountT(t)
+	for _, sym := range []string{"A", "B", "C"} {
+		sh(t, "mkdir", m.path(sym))
+		for i := 0; i < 20; i++ {
+			commitFile(t, m.path(sym, fmt.Sprintf("k%d.parquet", i)), makeParquet(t, 50+i, uint64(140+i)))
+		}
+	}
+	db := filepath.Join(m.root, "manifest.db")
+	// Everything into manifest.db, so the damage is what the daemon reads.
+	sqliteQuery(t, m.root, "PRAGMA wal_checkpoint(TRUNCATE)")
+	fi, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int64
+	for off := int64(4096); off < fi.Size(); off += 4096 {
+		offsets = append(offsets, off)
+	}
+	sum := damagePages(t, db, offsets...)
+	damagedAt := time.Now()
+
+	// A commit changes the WAL, so every connection of the daemon drops the
+	// pages it cached and reads the damaged ones; then lookups of names
+	// never asked for, and listings.
+	o := writeFile(m.path("A", "new.parquet"), makeParquet(t, 60, 150))
+	t.Logf("commit after the damage: %v", o)
+	for i := 0; i < 50; i++ {
+		select {
+		case <-m.done:
+		default:
+			_, _ = os.Stat(m.path("B", fmt.Sprintf("absent%d.parquet", i)))
+			_, _ = os.ReadDir(m.path("C"))
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	select {
+	case <-m.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the daemon kept serving for %v after its manifest was damaged", time.Since(damagedAt).Round(time.Second))
+	}
+	t.Logf("daemon exited %v after the damage", time.Since(damagedAt).Round(time.Millisecond))
+	if code := m.cmd.ProcessState.ExitCode(); code == 0 {
+		t.Errorf("exit code 0 after the manifest was damaged")
+	}
+	if !strings.Contains(m.logs(), "manifest damaged") {
+		t.Errorf("the log does not say the manifest is damaged:\n%s", m.logs())
+	}
+	if isMounted(m.dir) {
+		t.Error("the mount is still there")
+	}
+	if got := sha256File(t, db); got != sum {
+		t.Error("the daemon wrote into the damaged manifest on its way out")
 	}
 }
 

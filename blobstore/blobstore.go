@@ -104,6 +104,10 @@ type Options struct {
 	FrameSize int
 	// NoSync skips fsync; only for tests and benchmarks that measure without it.
 	NoSync bool
+	// DeferCompression makes Auto publish every file raw, at the speed of a
+	// rename, and only mark the ones its trial found compressible
+	// (Blob.Compressible) for Compress to rewrite once nobody reads them.
+	DeferCompression bool
 }
 
 // Store is the blob and staging area of one cache root. It is safe for
@@ -141,6 +145,9 @@ type Blob struct {
 	// LogicalSize is the size of the parquet it holds.
 	LogicalSize int64
 	Compressed  bool
+	// Compressible marks a raw blob that Auto's trial found worth
+	// compressing when DeferCompression kept it raw (see Store.Compress).
+	Compressible bool
 }
 
 // Open prepares the store under root, creating its directories as needed.

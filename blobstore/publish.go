@@ -155,7 +155,7 @@ func (s *Store) Publish(ctx context.Context, st *Staged, size int64) (*Published
 		return nil, fmt.Errorf("blobstore: publish %s: size %d, staged file holds %d bytes", s.abs(st.rel), size, fi.Size())
 	}
 
-	compress := false
+	compress, compressible := false, false
 	var kept [][]byte
 	switch s.opts.Compression {
 	case Zstd:
@@ -166,6 +166,9 @@ func (s *Store) Publish(ctx context.Context, st *Staged, size int64) (*Published
 			return nil, fmt.Errorf("blobstore: publish %s: %w", s.abs(st.rel), err)
 		}
 		compress, kept = t.compress, t.kept
+		if s.opts.DeferCompression {
+			compress, compressible, kept = false, t.compress, nil
+		}
 	}
 	var p *Published
 	if compress {
@@ -175,6 +178,26 @@ func (s *Store) Publish(ctx context.Context, st *Staged, size int64) (*Published
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: publish %s: %w", s.abs(st.rel), err)
+	}
+	p.Blob.Compressible = compressible
+	return p, nil
+}
+
+// Compress writes the raw blob at path again as a new, durable seekable
+// zstd blob, locked against GC until Release, and leaves path as it is: the
+// caller points the manifest at the new blob and retires the old one.
+func (s *Store) Compress(ctx context.Context, path string) (*Published, error) {
+	rd, err := s.OpenBlob(path)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	if rd.RawFile() == nil {
+		return nil, fmt.Errorf("blobstore: compress %s: already compressed", s.abs(path))
+	}
+	p, err := s.writeZstd(ctx, rd, rd.Size(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: compress %s: %w", s.abs(path), err)
 	}
 	return p, nil
 }
@@ -272,7 +295,26 @@ func nowTimes() []unix.Timespec {
 
 // publishZstd writes the staged bytes as a seekable zstd blob, taking the
 // frames in kept (see trialResult) as they are. st.mu is held.
-func (s *Store) publishZstd(ctx context.Context, st *Staged, size int64, kept [][]byte) (p *Published, err error) {
+func (s *Store) publishZstd(ctx context.Context, st *Staged, size int64, kept [][]byte) (*Published, error) {
+	p, err := s.writeZstd(ctx, st.f, size, kept)
+	if err != nil {
+		return nil, err
+	}
+	// The staged bytes are no longer needed. Errors are ignored and there is
+	// no fsync: the blob is durable, and a staging file left behind (or
+	// brought back by a crash) is an unlocked orphan that GC removes.
+	if sfd, err := s.openDir(StagingDir); err == nil {
+		_ = unix.Unlinkat(sfd, path.Base(st.rel), 0)
+		unix.Close(sfd)
+	}
+	_ = st.f.Close()
+	st.f = nil
+	return p, nil
+}
+
+// writeZstd writes the first size bytes of src as a new seekable zstd blob,
+// durable and locked against GC, taking the frames in kept as they are.
+func (s *Store) writeZstd(ctx context.Context, src io.ReaderAt, size int64, kept [][]byte) (p *Published, err error) {
 	tmp, name, err := s.createLocked(".zst.tmp")
 	if err != nil {
 		return nil, err
@@ -298,9 +340,9 @@ func (s *Store) publishZstd(ctx context.Context, st *Staged, size int64, kept []
 
 	var stored int64
 	if kept != nil {
-		stored, err = s.encodeKept(ctx, tmp, st.f, size, kept)
+		stored, err = s.encodeKept(ctx, tmp, src, size, kept)
 	} else {
-		stored, err = s.encode(ctx, tmp, st.f, size)
+		stored, err = s.encode(ctx, tmp, src, size)
 	}
 	if err != nil {
 		return nil, err
@@ -328,13 +370,6 @@ func (s *Store) publishZstd(ctx context.Context, st *Staged, size int64, kept []
 		return nil, err
 	}
 	renamed = true
-
-	// The staged bytes are no longer needed. Errors are ignored and there is
-	// no fsync: the blob is durable, and a staging file left behind (or
-	// brought back by a crash) is an unlocked orphan that GC removes.
-	_ = unix.Unlinkat(sfd, path.Base(st.rel), 0)
-	_ = st.f.Close()
-	st.f = nil
 	return &Published{
 		Blob: Blob{Path: rel, StoredSize: stored, LogicalSize: size, Compressed: true},
 		f:    tmp,

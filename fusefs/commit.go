@@ -78,6 +78,8 @@ func (fsys *FS) commitLocked(ctx context.Context, symbol, key string, c *content
 		HashMethod:  string(sum.Method),
 		ModTimeNS:   c.mtimeNS,
 		PublishedAt: published,
+		// Stored raw for now; compact compresses it once it is cold.
+		Compressible: pub.Blob.Compressible,
 	}
 	fsys.failpoint("commit-before-row")
 	committed, replaced, err := fsys.db.Commit(ctx, e)

@@ -97,8 +97,9 @@ func TestSetFullHashAndMigrationFromVersion1(t *testing.T) {
 	// Turn the file back into version 1 and open it again.
 	err := db.withTx(ctx, func(tx *sql.Tx) error {
 		for _, stmt := range []string{
-			"DROP TABLE blob_claims", "DROP INDEX manifest_unhashed",
-			"ALTER TABLE manifest DROP COLUMN full_hash", "PRAGMA user_version = 1",
+			"DROP TABLE blob_claims", "DROP INDEX manifest_unhashed", "DROP INDEX manifest_compressible",
+			"ALTER TABLE manifest DROP COLUMN full_hash", "ALTER TABLE manifest DROP COLUMN compressible",
+			"PRAGMA user_version = 1",
 		} {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return err

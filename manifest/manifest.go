@@ -105,6 +105,9 @@ type Entry struct {
 	// footer hash, computed after the commit (SetFullHash); empty until
 	// then, and for entries whose Hash already covers every byte.
 	FullHash string
+	// Compressible marks a raw blob worth compressing once the entry is
+	// cold (see DB.ReplaceBlob).
+	Compressible bool
 
 	// PublishedAt, when set, is when the blob Path names was published; it
 	// is not stored. Commit refuses a blob published more than

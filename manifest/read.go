@@ -13,7 +13,7 @@ import (
 // state and never wait for a writer, in this process or another.
 
 const entryCols = `id, symbol, key, path, start_ts, end_ts, rows, file_size_bytes,
-	logical_size_bytes, hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count, full_hash`
+	logical_size_bytes, hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count, full_hash, compressible`
 
 // pageSize is how many rows a streaming walk reads per query. Each page is its
 // own short read transaction, so a walk over millions of rows neither pins an
@@ -25,7 +25,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanEntry(s scanner) (Entry, error) {
 	var e Entry
 	err := s.Scan(&e.ID, &e.Symbol, &e.Key, &e.Path, &e.StartTS, &e.EndTS, &e.Rows, &e.FileSize,
-		&e.LogicalSize, &e.Hash, &e.HashMethod, &e.CreatedTS, &e.ModTimeNS, &e.LastAccessedTS, &e.AccessCount, &e.FullHash)
+		&e.LogicalSize, &e.Hash, &e.HashMethod, &e.CreatedTS, &e.ModTimeNS, &e.LastAccessedTS, &e.AccessCount, &e.FullHash, &e.Compressible)
 	return e, err
 }
 
@@ -410,4 +410,26 @@ func (db *DB) EachUnhashed(ctx context.Context, fn func(Entry) error) error {
 			return nil
 		}
 	}
+}
+
+// EachCompressible calls fn, least recently accessed first, for every raw
+// entry marked compressible that nobody opened since before; fn returns
+// false to stop. One page at most: callers come back for more.
+func (db *DB) EachCompressible(ctx context.Context, before time.Time, fn func(Entry) (bool, error)) error {
+	var page []Entry
+	err := db.read(ctx, func() (err error) {
+		page, err = queryEntries(ctx, db.r, "SELECT "+entryCols+
+			" FROM manifest INDEXED BY manifest_compressible WHERE compressible = 1 AND last_accessed_ts < ?"+
+			" ORDER BY last_accessed_ts, id LIMIT ?", before.Unix(), pageSize)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("compressible entries: %w", err)
+	}
+	for _, e := range page {
+		if more, err := fn(e); err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }

@@ -11,8 +11,8 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. Version 0 is the original
 // layout: table manifest without id, logical_size_bytes and mtime_ns, and no
-// symbols or changes tables. Version 2 adds manifest.full_hash and table
-// blob_claims (see docs/design.md, "GC safety").
+// symbols or changes tables. Version 2 adds manifest.full_hash and
+// manifest.compressible and table blob_claims (see docs/design.md).
 const schemaVersion = 2
 
 // errNotManifest marks a SQLite file that holds something else.
@@ -38,6 +38,7 @@ const manifestTable = `CREATE TABLE manifest (
 	last_accessed_ts   INTEGER NOT NULL,
 	access_count       INTEGER NOT NULL DEFAULT 0,
 	full_hash          TEXT    NOT NULL DEFAULT '',
+	compressible       INTEGER NOT NULL DEFAULT 0,
 	UNIQUE (symbol, key)
 )`
 
@@ -56,6 +57,11 @@ const blobClaimsTable = `CREATE TABLE IF NOT EXISTS blob_claims (
 const unhashedIndex = `CREATE INDEX IF NOT EXISTS manifest_unhashed ON manifest (id)
 	WHERE hash_method = 'footer' AND full_hash = ''`
 
+// compressibleIndex orders the raw entries that are worth compressing by
+// last access (see DB.EachCompressible); a compressed entry leaves it.
+const compressibleIndex = `CREATE INDEX IF NOT EXISTS manifest_compressible ON manifest (last_accessed_ts)
+	WHERE compressible = 1`
+
 // schemaRest is everything but table manifest. It is created after the rows
 // of a migration are copied, so the copy neither logs one change per row nor
 // pays for index maintenance row by row.
@@ -66,6 +72,7 @@ var schemaRest = []string{
 	// GC asks for every blob whether a row still names it.
 	`CREATE INDEX manifest_path ON manifest (path)`,
 	unhashedIndex,
+	compressibleIndex,
 
 	`CREATE TABLE IF NOT EXISTS symbols (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID`,
 	blobClaimsTable,
@@ -175,6 +182,8 @@ func migrateV1(ctx context.Context, tx *sql.Tx) error {
 	for _, stmt := range []string{
 		`ALTER TABLE manifest ADD COLUMN full_hash TEXT NOT NULL DEFAULT ''`,
 		unhashedIndex,
+		`ALTER TABLE manifest ADD COLUMN compressible INTEGER NOT NULL DEFAULT 0`,
+		compressibleIndex,
 		blobClaimsTable,
 	} {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {

@@ -248,23 +248,8 @@ func (db *DB) commitSavepoint(ctx context.Context, tx *sql.Tx, e Entry) commitRe
 // delete and an insert, so the new version gets a new id (inode) and the
 // kernel never pairs the old version's cached size with the new bytes.
 func (db *DB) commitOne(ctx context.Context, tx *sql.Tx, e Entry) (Entry, *Entry, error) {
-	// Both checks run under the write lock, so GC's claim (ClaimBlob)
-	// either came first and is seen here, or comes after this row and sees
-	// it. A blob published before MaxCommitDelay may have been claimed and
-	// its claim pruned since (claims are kept ClaimRetention, far longer).
-	if !e.PublishedAt.IsZero() {
-		if age := time.Since(e.PublishedAt); age > MaxCommitDelay {
-			return Entry{}, nil, fmt.Errorf("blob %s was published %s ago, over %s: %w",
-				e.Path, age.Round(time.Second), MaxCommitDelay, ErrBlobClaimed)
-		}
-	}
-	var claimed bool
-	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM blob_claims WHERE path = ?)", e.Path).
-		Scan(&claimed); err != nil {
-		return Entry{}, nil, fmt.Errorf("check claim of %s: %w", e.Path, err)
-	}
-	if claimed {
-		return Entry{}, nil, fmt.Errorf("blob %s: %w", e.Path, ErrBlobClaimed)
+	if err := unclaimed(ctx, tx, e.Path, e.PublishedAt); err != nil {
+		return Entry{}, nil, err
 	}
 	var replaced *Entry
 	old, err := getOne(ctx, tx, "symbol = ? AND key = ?", e.Symbol, e.Key)
@@ -285,16 +270,83 @@ func (db *DB) commitOne(ctx context.Context, tx *sql.Tx, e Entry) (Entry, *Entry
 	if e.ModTimeNS == 0 {
 		e.ModTimeNS = now.UnixNano()
 	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO manifest
-		(key, symbol, path, start_ts, end_ts, rows, file_size_bytes, logical_size_bytes,
-		 hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		e.Key, e.Symbol, e.Path, e.StartTS, e.EndTS, e.Rows, e.FileSize, e.LogicalSize,
-		e.Hash, e.HashMethod, e.CreatedTS, e.ModTimeNS, e.LastAccessedTS, e.AccessCount).Scan(&e.ID)
-	if err != nil {
-		return Entry{}, nil, fmt.Errorf("insert: %w", err)
+	if err := insert(ctx, tx, &e); err != nil {
+		return Entry{}, nil, err
 	}
 	return e, replaced, nil
+}
+
+// insert adds e as a new row and sets e.ID.
+func insert(ctx context.Context, tx *sql.Tx, e *Entry) error {
+	err := tx.QueryRowContext(ctx, `INSERT INTO manifest
+		(key, symbol, path, start_ts, end_ts, rows, file_size_bytes, logical_size_bytes,
+		 hash, hash_method, created_ts, mtime_ns, last_accessed_ts, access_count, full_hash, compressible)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Key, e.Symbol, e.Path, e.StartTS, e.EndTS, e.Rows, e.FileSize, e.LogicalSize,
+		e.Hash, e.HashMethod, e.CreatedTS, e.ModTimeNS, e.LastAccessedTS, e.AccessCount,
+		e.FullHash, e.Compressible).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	return nil
+}
+
+// unclaimed fails with ErrBlobClaimed when a row may not name path. It runs
+// under the write lock, so GC's claim (ClaimBlob) either came first and is
+// seen here, or comes after the row and sees it. A blob published more than
+// MaxCommitDelay ago may have been claimed and its claim pruned since
+// (claims are kept ClaimRetention, far longer); a zero publishedAt skips
+// that check.
+func unclaimed(ctx context.Context, tx *sql.Tx, path string, publishedAt time.Time) error {
+	if !publishedAt.IsZero() {
+		if age := time.Since(publishedAt); age > MaxCommitDelay {
+			return fmt.Errorf("blob %s was published %s ago, over %s: %w",
+				path, age.Round(time.Second), MaxCommitDelay, ErrBlobClaimed)
+		}
+	}
+	var claimed bool
+	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM blob_claims WHERE path = ?)", path).
+		Scan(&claimed); err != nil {
+		return fmt.Errorf("check claim of %s: %w", path, err)
+	}
+	if claimed {
+		return fmt.Errorf("blob %s: %w", path, ErrBlobClaimed)
+	}
+	return nil
+}
+
+// ReplaceBlob makes a new version of old with the same bytes stored in
+// another blob (old's, compressed), keeping everything else about it: its
+// times, access count and hashes. The version gets a new id, as every
+// change of bytes on disk does, so a kernel that cached the old inode never
+// reads the new blob through it; old's readers keep their blob. It returns
+// the new version, or ErrNotFound when old is no longer the current
+// version (replaced, removed or renamed meanwhile: the caller removes its
+// new blob). The caller retires old's blob.
+func (db *DB) ReplaceBlob(ctx context.Context, old Entry, path string, storedSize int64, publishedAt time.Time) (Entry, error) {
+	var e Entry
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		cur, err := getOne(ctx, tx, "id = ?", old.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Path != old.Path || cur.Symbol != old.Symbol || cur.Key != old.Key {
+			return ErrNotFound
+		}
+		if err := unclaimed(ctx, tx, path, publishedAt); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM manifest WHERE id = ?", cur.ID); err != nil {
+			return err
+		}
+		e = cur
+		e.Path, e.FileSize, e.Compressible = path, storedSize, false
+		return insert(ctx, tx, &e)
+	})
+	if err != nil {
+		return Entry{}, fmt.Errorf("replace blob of %s/%s: %w", old.Symbol, old.Key, err)
+	}
+	return e, nil
 }
 
 // Delete removes the current version of (symbol, key) and returns it.
@@ -543,6 +595,19 @@ func (db *DB) SetFullHash(ctx context.Context, id int64, hash string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("set full hash of id %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetCompressible marks whether version id is worth compressing (see
+// Entry.Compressible). A version gone meanwhile is left alone.
+func (db *DB) SetCompressible(ctx context.Context, id int64, compressible bool) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE manifest SET compressible = ? WHERE id = ?", compressible, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set compressible of id %d: %w", id, err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"featurefs/blobstore"
+	"featurefs/compact"
 	"featurefs/fullhash"
 	"featurefs/fusefs"
 	"featurefs/gc"
@@ -31,6 +32,12 @@ func mountCommand() *cli.Command {
 		&cli.DurationFlag{Name: "gc-interval", Usage: "run GC this often while mounted (0 disables)", Value: 24 * time.Hour},
 		&cli.StringFlag{Name: "footer-hash-threshold", Usage: "files larger than this get a footer hash instead of a full SHA-256", Value: "100MiB"},
 		&cli.StringFlag{Name: "compression", Usage: "auto, zstd or none", Value: string(blobstore.Auto)},
+		&cli.DurationFlag{
+			Name: "compress-after",
+			Usage: "with --compression auto, commit raw and compress an entry that would shrink once it has not " +
+				"been opened for this long (0 compresses at commit)",
+			Value: compact.DefaultAfter,
+		},
 		&cli.BoolFlag{Name: "allow-other", Usage: "let other users reach the mount (with default_permissions)"},
 		&cli.StringFlag{Name: "sync", Usage: "manifest durability: full (survives power loss) or normal (survives a crash of the daemon)", Value: "full"},
 		&cli.BoolFlag{Name: "passthrough", Usage: "let the kernel read raw blobs directly where it can", Value: true},
@@ -102,7 +109,7 @@ func mountAction(c *cli.Context) error {
 
 	cache, err := openCache(c, true,
 		manifest.Options{SyncNormal: syncMode == "normal", Logger: log, Failpoint: failpointFromEnv()},
-		blobstore.Options{Compression: compression})
+		blobstore.Options{Compression: compression, DeferCompression: compression == blobstore.Auto && c.Duration("compress-after") > 0})
 	if err != nil {
 		return err
 	}
@@ -170,6 +177,10 @@ func mountAction(c *cli.Context) error {
 	go fsys.Watch(ctx, 500*time.Millisecond)
 	go periodicGC(ctx, fsys, c.Duration("gc-interval"), log)
 	go fullhash.New(cache.db, cache.store, log).Run(ctx, fullhash.DefaultInterval)
+	if after := c.Duration("compress-after"); compression == blobstore.Auto && after > 0 {
+		// Look a few times per period, at most once a minute.
+		go compact.New(cache.db, cache.store, after, nil, log).Run(ctx, max(min(after/4, time.Minute), 100*time.Millisecond))
+	}
 	unhealthy := make(chan error, 1)
 	go watchHealth(ctx, cache.db, unhealthy)
 

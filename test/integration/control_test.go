@@ -14,7 +14,10 @@ import (
 )
 
 func TestControlStatsCountsWhatHappened(t *testing.T) {
-	m := mountT(t)
+	// Compressed at commit, so that stored bytes differ from logical ones
+	// at once (by default a cold entry is compressed later, see
+	// TestColdEntryIsCompressedAndStaysReadable).
+	m := mountT(t, "--compress-after", "0")
 	sh(t, "mkdir", m.path("AAPL"), m.path("MSFT"))
 	a, b := makeParquet(t, 1000, 200), compressibleParquet(t, 30_000)
 	commitFile(t, m.path("AAPL", "a.parquet"), a)

@@ -150,7 +150,8 @@ func TestStatShowsRegularFileWithParquetSize(t *testing.T) {
 }
 
 func TestDuCountsStoredBytes(t *testing.T) {
-	m := mountT(t)
+	m := mountT(t, "--compress-after", "0") // compressed at commit
+
 	sh(t, "mkdir", m.path("SPY"))
 	random := bulkParquet(t, 256<<10, 1)
 	compressible := compressibleParquet(t, 50_000)

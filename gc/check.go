@@ -56,10 +56,15 @@ type Finding struct {
 	ActualSize int64
 }
 
+// Stater gives a blob's file information without following symlinks.
+type Stater interface {
+	Stat(path string) (fs.FileInfo, error)
+}
+
 // Check compares the row e with its blob on disk, without following a
 // symbolic link at the blob's path. An error means the check itself could
 // not be made (permissions, I/O), not that the blob is bad.
-func Check(store *blobstore.Store, e manifest.Entry) (Finding, error) {
+func Check(store Stater, e manifest.Entry) (Finding, error) {
 	if !validBlobPath(e.Path) {
 		return Finding{Problem: BadPath}, nil
 	}

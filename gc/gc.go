@@ -32,11 +32,43 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"featurefs/blobstore"
 	"featurefs/manifest"
 )
+
+// Manifest is what a run needs of the manifest.
+type Manifest interface {
+	FlushAccess(ctx context.Context) error
+	PendingAccess(id int64) (count int64, last time.Time)
+	Each(ctx context.Context, fn func(manifest.Entry) error) error
+	EachAccessedBefore(ctx context.Context, t time.Time, fn func(manifest.Entry) error) error
+	EachByAccess(ctx context.Context, fn func(manifest.Entry) (bool, error)) error
+	GetByID(ctx context.Context, id int64) (manifest.Entry, error)
+	DeleteVersion(ctx context.Context, id int64) (bool, error)
+	References(ctx context.Context, path string) (bool, error)
+	Stats(ctx context.Context) (manifest.Stats, error)
+	ClaimBlob(ctx context.Context, path string) (bool, error)
+	PruneClaims(ctx context.Context, t time.Time) (int64, error)
+}
+
+// Maintainer is a manifest that needs upkeep after deletions (SQLite:
+// checkpoint, optimize, vacuum); the maintenance phase runs it.
+type Maintainer interface {
+	Maintain(ctx context.Context) error
+}
+
+// Blobs is what a run needs of the blob store.
+type Blobs interface {
+	Root() string
+	Stat(path string) (os.FileInfo, error)
+	Walk(ctx context.Context, fn func(blobstore.File) error) error
+	Remove(path string) error
+	RemoveUnlockedIf(path string, decide func() (bool, error)) (bool, error)
+	Quarantine(path string) (string, error)
+}
 
 // Defaults applied to zero Options fields.
 const (
@@ -132,7 +164,7 @@ func (o Options) withDefaults() Options {
 // collected by a later run). A manifest error, or ctx ending, stops the run:
 // the error is returned with the partial report, which is written too. Only
 // when the lock cannot be taken is the report nil.
-func Run(ctx context.Context, db *manifest.DB, store *blobstore.Store, opts Options) (*Report, error) {
+func Run(ctx context.Context, db Manifest, store Blobs, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	root := store.Root()
 	// The run starts now: every decision is measured against this moment.
@@ -183,7 +215,7 @@ func Run(ctx context.Context, db *manifest.DB, store *blobstore.Store, opts Opti
 
 // settle writes this process's pending opens, then waits for other
 // processes to write theirs.
-func settle(ctx context.Context, db *manifest.DB, wait time.Duration) error {
+func settle(ctx context.Context, db Manifest, wait time.Duration) error {
 	if err := db.FlushAccess(ctx); err != nil {
 		return fmt.Errorf("gc: flush pending accesses: %w", err)
 	}
@@ -203,8 +235,8 @@ func settle(ctx context.Context, db *manifest.DB, wait time.Duration) error {
 // runner is the state of one run.
 type runner struct {
 	ctx   context.Context
-	db    *manifest.DB
-	store *blobstore.Store
+	db    Manifest
+	store Blobs
 	opts  Options
 	log   *slog.Logger
 	rep   *Report
@@ -552,7 +584,11 @@ func (r *runner) maintain() error {
 	if r.opts.DryRun {
 		return nil
 	}
-	if err := r.db.Maintain(r.ctx); err != nil {
+	m, ok := r.db.(Maintainer)
+	if !ok {
+		return nil // the engine keeps itself
+	}
+	if err := m.Maintain(r.ctx); err != nil {
 		// The deletions are done and durable; a failed vacuum is reported,
 		// not fatal.
 		r.rep.addError(fmt.Errorf("manifest maintenance: %w", err))

@@ -69,7 +69,8 @@ func (st *Staged) Wrote(ctx context.Context, off, n int64) {
 		st.noWriteout = true
 		return
 	case Auto:
-		if st.writtenOut == 0 {
+		// Deferred compression publishes everything raw: write it out.
+		if st.writtenOut == 0 && !st.s.opts.DeferCompression {
 			res, err := st.s.trial(ctx, st.f, end)
 			if err != nil || res.compress {
 				st.noWriteout = true

@@ -635,6 +635,13 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 		h.dropUncommittedName()
 		return 0
 	}
+	if errors.Is(failed, errHead) {
+		// The write was refused, logged and listed already; its close
+		// fails too, without a second line, and leaves nothing pending.
+		h.fsys.dropPending(sym, key, h.content)
+		h.dropUncommittedName()
+		return syscall.EINVAL
+	}
 	v, err := h.fsys.commit(ctx, sym, key, h.content)
 	if err != nil {
 		errno := h.fsys.fail("close", sym+"/"+entryName(key), err)

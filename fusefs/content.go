@@ -92,6 +92,38 @@ func (c *content) copyBase(ctx context.Context, st *blobstore.Staged) error {
 	return nil
 }
 
+// errHead refuses a write that would put anything but the magic at the
+// start of a parquet file.
+var errHead = fmt.Errorf("a parquet file starts with PAR1: %w", hashing.ErrNotParquet)
+
+// writeEntry writes p to an entry's content: at off, or at the end when
+// appending (the daemon, not the kernel's cached size, knows where the end
+// of a continued pending name is). A write that puts anything but PAR1 at
+// offset 0 is refused with errHead before anything changes, so that the
+// writer (a shell's echo) hears of it at once instead of at a close it may
+// not check.
+func (c *content) writeEntry(ctx context.Context, p []byte, off int64, appending bool) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if appending {
+		off = c.size
+	}
+	if headMismatch(p, off) {
+		// Nothing is written, but the file is not what its writer meant:
+		// its close fails too, and leaves no pending name behind.
+		c.written, c.dirty = true, true
+		if c.failed == nil {
+			c.failed = errHead
+		}
+		return 0, errHead
+	}
+	n, err := c.writeAtLocked(ctx, p, off)
+	if err != nil && c.failed == nil {
+		c.failed = err
+	}
+	return n, err
+}
+
 func (c *content) writeAt(ctx context.Context, p []byte, off int64) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -271,10 +303,28 @@ func (c *content) isDirty() bool {
 	return c.dirty
 }
 
-// untouched reports a new, empty file that nobody wrote to yet: what a
-// shell's redirection closes once (after dup2) before the command writes.
-func (c *content) untouched() bool {
+// state reports what a close must decide on: the size, whether the bytes
+// end with the parquet magic, and the first write error.
+func (c *content) state() (size int64, endMagic bool, failed error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.dirty && !c.written && c.size == 0 && c.base == nil
+	if c.failed != nil || c.size < int64(len(parquetMagic)) {
+		return c.size, false, c.failed
+	}
+	tail := make([]byte, len(parquetMagic))
+	var err error
+	switch {
+	case c.staged != nil:
+		_, err = c.staged.File().ReadAt(tail, c.size-int64(len(tail)))
+	case c.base != nil:
+		// An unchanged committed version ends with its magic.
+		return c.size, true, nil
+	default:
+		return c.size, false, nil
+	}
+	if err != nil {
+		// The commit reads the same bytes and reports why.
+		return c.size, true, nil
+	}
+	return c.size, string(tail) == string(parquetMagic), nil
 }

@@ -96,3 +96,25 @@ func TestCommitHashMatchesBytesWhateverTheWriteOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestHeadMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		off  int64
+		want bool
+	}{
+		{"PAR1rest", 0, false},
+		{"PA", 0, false},
+		{"R1", 2, false},
+		{"", 0, false},
+		{"hello\n", 0, true},
+		{"PAX", 0, true},
+		{"X", 3, true},
+		{"anything", 4, false},
+		{"tail", 1 << 20, false},
+	} {
+		if got := headMismatch([]byte(tc.data), tc.off); got != tc.want {
+			t.Errorf("headMismatch(%q, %d) = %v, want %v", tc.data, tc.off, got, tc.want)
+		}
+	}
+}

@@ -274,6 +274,9 @@ func (fsys *FS) RunGC(ctx context.Context, dryRun bool) (GCResult, error) {
 	if fsys.cfg.RunGC == nil {
 		return GCResult{}, errors.New("gc is not configured for this mount")
 	}
+	// A file is stale by the run's start, as GC judges staging files: the
+	// run waits a while before it starts deciding.
+	started := fsys.now()
 	res, err := fsys.cfg.RunGC(ctx, dryRun)
 	if err != nil {
 		return res, err
@@ -283,7 +286,7 @@ func (fsys *FS) RunGC(ctx context.Context, dryRun bool) (GCResult, error) {
 		fsys.stats.gcFiles.Add(res.FilesDeleted)
 		fsys.stats.gcBytes.Add(res.BytesFreed)
 		if fsys.cfg.OrphanGrace > 0 {
-			fsys.dropStaleScratch(fsys.cfg.OrphanGrace)
+			fsys.dropStaleScratch(started.Add(-fsys.cfg.OrphanGrace))
 		}
 	}
 	fsys.Poll(ctx)

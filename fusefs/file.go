@@ -185,10 +185,15 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		// version, and the last close wins, as for any replace.
 		if write {
 			if sym, key, ok := n.fsys.location(&n.Inode); ok {
+				if flags&(syscall.O_APPEND|syscall.O_TRUNC) == syscall.O_APPEND {
+					if h, errno := n.continuation(ctx, sym, key, true); h != nil || errno != 0 {
+						return h, fuse.FOPEN_DIRECT_IO, errno
+					}
+				}
 				n.mu.Lock()
 				n.io.writers++
 				n.mu.Unlock()
-				return n.openWriter(sym, key, nil), fuse.FOPEN_DIRECT_IO, 0
+				return n.openWriter(ctx, sym, key, nil, flags), fuse.FOPEN_DIRECT_IO, 0
 			}
 		}
 		return nil, 0, syscall.ENOENT
@@ -262,6 +267,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 // symbol/key; located says whether that name comes from the tree (else it is
 // e's, which a rename may have made stale).
 func (n *fileNode) openWrite(ctx context.Context, e *version, sym, key string, located bool, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_APPEND|syscall.O_TRUNC) == syscall.O_APPEND {
+		if h, errno, done := n.openAppend(ctx, sym, key); done {
+			if h == nil {
+				return nil, 0, errno
+			}
+			return h, fuse.FOPEN_DIRECT_IO, 0
+		}
+	}
 	// Redirect even a node that has left the tree (a lookup racing a
 	// replace can leave the kernel a stale name for a moment): the
 	// retry looks the name up afresh.
@@ -291,7 +304,7 @@ func (n *fileNode) openWrite(ctx context.Context, e *version, sym, key string, l
 	if flags&syscall.O_TRUNC == 0 {
 		base = e
 	}
-	h := n.openWriter(sym, key, base)
+	h := n.openWriter(ctx, sym, key, base, flags)
 	if n.private != nil {
 		// The inode is this writer's alone: its fstat may show the
 		// pending size, as for a created file.
@@ -311,14 +324,98 @@ func (n *fileNode) openWrite(ctx context.Context, e *version, sym, key string, l
 
 // openWriter starts a new version of symbol/key on this node, from base
 // (O_RDWR without O_TRUNC) or empty. The caller has counted it in io.writers.
-func (n *fileNode) openWriter(symbol, key string, base *version) *writeHandle {
+func (n *fileNode) openWriter(ctx context.Context, symbol, key string, base *version, flags uint32) *writeHandle {
 	n.fsys.stats.openWriters.Add(1)
 	return &writeHandle{
-		fsys:    n.fsys,
-		node:    n,
-		symbol:  symbol,
-		key:     key,
-		content: newContent(n.fsys, base, base == nil),
+		fsys:      n.fsys,
+		node:      n,
+		symbol:    symbol,
+		key:       key,
+		content:   newContent(n.fsys, base, base == nil),
+		uid:       callerUID(ctx),
+		appending: flags&syscall.O_APPEND != 0,
+	}
+}
+
+// openAppend decides an O_APPEND open of committed symbol/key: it continues
+// the caller's pending name of that key, and is refused otherwise, at open,
+// where a shell reports it: appending to a complete parquet file does not
+// make one. done is false when the open must go on as any writer's (to be
+// given a private inode first).
+func (n *fileNode) openAppend(ctx context.Context, sym, key string) (h *writeHandle, errno syscall.Errno, done bool) {
+	path := sym + "/" + entryName(key)
+	if n.private == nil {
+		p, others := n.fsys.pendingFor(sym, key, callerUID(ctx), false)
+		switch {
+		case others:
+			return nil, n.fsys.refuse("open", path, syscall.EACCES, "a pending name belongs to the user who created it"), true
+		case p == nil:
+			return nil, n.fsys.refuse("open", path, syscall.EINVAL, "O_APPEND of a committed entry: appending to a parquet file does not make one"), true
+		}
+		if caller, ok := fuse.FromContext(ctx); ok && n.fsys.redirectWriter(caller.Pid) {
+			// As for any writer: readers share this inode.
+			return nil, syscall.ESTALE, true
+		}
+		// The kernel's one retry did not come through a lookup: continue
+		// on the shared inode, whose shown size the handle leaves alone.
+		h, errno := n.continuation(ctx, sym, key, false)
+		if h == nil && errno == 0 {
+			errno = syscall.ESTALE
+		}
+		return h, errno, true
+	}
+	if caller, ok := fuse.FromContext(ctx); ok {
+		n.fsys.redirectDone(caller.Pid)
+	}
+	h, errno = n.continuation(ctx, sym, key, true)
+	if h == nil && errno == 0 {
+		errno = n.fsys.refuse("open", path, syscall.EINVAL, "O_APPEND of a committed entry: appending to a parquet file does not make one")
+	}
+	return h, errno, true
+}
+
+// continuation opens the caller's pending name of symbol/key to continue
+// it; nil without an error when there is none. own says the inode is the
+// writer's alone (created, or private), so its attributes may show the
+// pending size.
+func (n *fileNode) continuation(ctx context.Context, sym, key string, own bool) (*writeHandle, syscall.Errno) {
+	uid := callerUID(ctx)
+	p, others := n.fsys.pendingFor(sym, key, uid, true)
+	if others {
+		return nil, n.fsys.refuse("open", sym+"/"+entryName(key), syscall.EACCES, "a pending name belongs to the user who created it")
+	}
+	if p == nil {
+		return nil, 0
+	}
+	n.mu.Lock()
+	if n.io.passthrough > 0 {
+		n.mu.Unlock()
+		p.opens.Add(-1)
+		return nil, syscall.EBUSY
+	}
+	n.io.writers++
+	if own {
+		n.created = p.content
+	}
+	n.mu.Unlock()
+	return n.fsys.continueHandle(n, sym, key, p, uid), 0
+}
+
+// continueHandle is a write handle continuing pending name p, which the
+// caller has attached to (counted an open of) and counted in the node's
+// io.writers.
+func (fsys *FS) continueHandle(n *fileNode, sym, key string, p *pendingName, uid uint32) *writeHandle {
+	fsys.stats.openWriters.Add(1)
+	return &writeHandle{
+		fsys:      fsys,
+		node:      n,
+		symbol:    sym,
+		key:       key,
+		content:   p.content,
+		uid:       uid,
+		appending: true,
+		continued: true,
+		pending:   p,
 	}
 }
 
@@ -467,6 +564,17 @@ type writeHandle struct {
 	// symbol and key name the entry when the node has left the tree
 	// (replaced or renamed away while open).
 	symbol, key string
+	// uid opened the handle: a pending name it leaves is that user's.
+	uid uint32
+	// appending is an O_APPEND open: writes go to the content's end.
+	appending bool
+	// continued says the handle continues a pending name: its close
+	// commits only once the file ends with the magic. A file created or
+	// truncated in this open is not continued: closed without its end
+	// magic it fails, so a truncated copy is never silent.
+	continued bool
+	// pending is the pending name the content belongs to, if any.
+	pending *pendingName
 }
 
 var (
@@ -486,7 +594,13 @@ func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 }
 
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	n, err := h.content.writeAt(ctx, data, off)
+	n, err := h.content.writeEntry(ctx, data, off, h.appending)
+	if h.pending != nil {
+		h.pending.touched.Store(h.fsys.now().UnixNano())
+	}
+	if errors.Is(err, errHead) {
+		return 0, h.fsys.refuse("write", h.symbol+"/"+entryName(h.key), syscall.EINVAL, err.Error())
+	}
 	if err != nil {
 		return uint32(n), h.fsys.fail("write", h.symbol+"/"+entryName(h.key), err)
 	}
@@ -499,24 +613,45 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	if !h.content.isDirty() {
 		return 0
 	}
-	if h.content.untouched() {
-		// An empty file is not parquet, but this close is usually a shell
-		// closing its first descriptor before writing through the second:
-		// fail it without filling the error list (Release does, if no
-		// write ever comes).
-		h.dropUncommittedName()
-		return syscall.EINVAL
-	}
 	sym, key := h.symbol, h.key
 	if s, k, ok := h.fsys.location(&h.node.Inode); ok {
 		sym, key = s, k
 	}
+	size, endMagic, failed := h.content.state()
+	if failed == nil && (size == 0 || (h.continued && !endMagic)) {
+		// Not a parquet file yet, and not a failure either: touch, a
+		// shell closing its first descriptor before the command writes,
+		// a writer that creates the file and appends in later opens. The
+		// name becomes pending; readers keep the previous version.
+		h.symbol, h.key = sym, key
+		p := h.fsys.keepPending(sym, key, h.content, h.uid)
+		if h.pending != p {
+			p.opens.Add(1)
+			if h.pending != nil {
+				h.pending.opens.Add(-1)
+			}
+			h.pending = p
+		}
+		h.dropUncommittedName()
+		return 0
+	}
+	if errors.Is(failed, errHead) {
+		// The write was refused, logged and listed already; its close
+		// fails too, without a second line, and leaves nothing pending.
+		h.fsys.dropPending(sym, key, h.content)
+		h.dropUncommittedName()
+		return syscall.EINVAL
+	}
 	v, err := h.fsys.commit(ctx, sym, key, h.content)
 	if err != nil {
 		errno := h.fsys.fail("close", sym+"/"+entryName(key), err)
+		// Bytes that failed are not continued.
+		h.fsys.dropPending(sym, key, h.content)
 		h.dropUncommittedName()
 		return errno
 	}
+	// The name is committed: no pending version of it is left to continue.
+	h.fsys.dropPending(sym, key, nil)
 	h.symbol, h.key = sym, key
 	h.node.mu.Lock()
 	// A version readers share keeps showing itself to them; any other node
@@ -570,13 +705,15 @@ func (h *writeHandle) dropUncommittedName() {
 // Release runs after the last close, asynchronously: it only cleans up.
 func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	h.fsys.stats.openWriters.Add(-1)
-	if h.content.untouched() {
-		// Every close of this empty file failed quietly (see Flush); now
-		// that the last one is done, it is a rejected write.
-		h.fsys.refuse("close", h.symbol+"/"+entryName(h.key), syscall.EINVAL, "an empty file is not parquet")
-		h.dropUncommittedName()
+	if p := h.pending; p != nil {
+		p.touched.Store(h.fsys.now().UnixNano())
+		p.opens.Add(-1)
+		if !h.fsys.stillPending(p) {
+			h.content.discard()
+		}
+	} else {
+		h.content.discard()
 	}
-	h.content.discard()
 	h.node.mu.Lock()
 	h.node.io.writers--
 	if h.node.created == h.content {

@@ -115,6 +115,10 @@ type FS struct {
 	// directory inode while its scratch files are still wanted.
 	scratchMu sync.Mutex
 	scratch   map[scratchKey]*scratchNode
+	// pending holds the entry names whose last close left no complete
+	// parquet file yet (see pendingName), under scratchMu too: they live
+	// and die like scratch files.
+	pending map[entryRef]*pendingName
 
 	// retired holds the blobs of replaced or removed versions until their
 	// delay has passed (see removeBlob).
@@ -175,6 +179,7 @@ func New(ctx context.Context, cfg Config) (*FS, error) {
 		errs:        newErrorLog(100),
 		started:     cfg.Now(),
 		scratch:     make(map[scratchKey]*scratchNode),
+		pending:     make(map[entryRef]*pendingName),
 		watchCursor: cursor,
 		redirects:   redirectTable{now: cfg.Now},
 	}
@@ -262,7 +267,8 @@ func permissionOptions(allowOther bool) []string {
 	return nil
 }
 
-// Close discards every uncommitted scratch file; the mount must be gone.
+// Close discards every uncommitted scratch file and pending name; the mount
+// must be gone.
 func (fsys *FS) Close() {
 	fsys.removeRetired()
 	fsys.scratchMu.Lock()
@@ -270,6 +276,10 @@ func (fsys *FS) Close() {
 	for k, s := range fsys.scratch {
 		s.content.discard()
 		delete(fsys.scratch, k)
+	}
+	for ref, p := range fsys.pending {
+		p.content.discard()
+		delete(fsys.pending, ref)
 	}
 }
 
@@ -320,11 +330,14 @@ func (fsys *FS) fail(op, path string, err error) syscall.Errno {
 	return errno
 }
 
-// refuse lists an operation refused for what was asked (a bad name, a
-// link in a symbol directory) in .control/errors, counts it as a rejected
-// write, and returns errno for the caller.
+// refuse logs an operation refused for what was asked (a bad name, a link
+// in a symbol directory, a write that cannot make parquet), lists it in
+// .control/errors, counts it as a rejected write, and returns errno for the
+// caller. Shells ignore close's error, so the log and the list are where a
+// user finds out.
 func (fsys *FS) refuse(op, path string, errno syscall.Errno, why string) syscall.Errno {
 	fsys.stats.rejected.Add(1)
+	fsys.log.Warn("operation refused", "op", op, "path", path, "errno", errno.Error(), "reason", why)
 	fsys.errs.add(fsys.now(), path, fmt.Sprintf("%s: %v (%s)", op, errno, why))
 	return errno
 }

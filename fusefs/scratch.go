@@ -114,10 +114,11 @@ func (fsys *FS) scratchList(symbol string) []*scratchNode {
 
 func (fsys *FS) hasScratch(symbol string) bool { return len(fsys.scratchList(symbol)) > 0 }
 
-// dropStaleScratch discards scratch files closed and untouched for longer
-// than grace, and reports how many.
-func (fsys *FS) dropStaleScratch(grace time.Duration) int {
-	cutoff := fsys.now().Add(-grace).UnixNano()
+// dropStaleScratch discards scratch files and pending names closed and
+// untouched since before, and reports how many.
+func (fsys *FS) dropStaleScratch(before time.Time) int {
+	cutoff := before.UnixNano()
+	dropped := fsys.dropStalePending(cutoff)
 	fsys.scratchMu.Lock()
 	var stale []*scratchNode
 	for k, sc := range fsys.scratch {
@@ -130,7 +131,7 @@ func (fsys *FS) dropStaleScratch(grace time.Duration) int {
 	for _, sc := range stale {
 		sc.content.discard()
 	}
-	return len(stale)
+	return dropped + len(stale)
 }
 
 func (sc *scratchNode) touch() { sc.touched.Store(sc.fsys.now().UnixNano()) }

@@ -65,6 +65,9 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	case kindEntry:
 		e, err := s.fsys.db.Get(uninterruptible(ctx), s.symbol(), key)
 		if err == manifest.ErrNotFound || (err != nil && toErrno(err) == syscall.ENOENT) {
+			if p, _ := s.fsys.pendingFor(s.symbol(), key, callerUID(ctx), false); p != nil {
+				return s.pendingInode(ctx, p, out), 0
+			}
 			s.fsys.stats.misses.Add(1)
 			return nil, syscall.ENOENT
 		}
@@ -105,6 +108,26 @@ func (s *symbolNode) writerInode(ctx context.Context, e manifest.Entry, out *fus
 	return child
 }
 
+// pendingInode is the inode of a pending name with no committed version,
+// shown to its owner only, so that stat after touch and an open to continue
+// it find it; opening it for reading is ENOENT, as for a created file. The
+// name is not cached, so every other lookup asks again (and others get
+// ENOENT).
+func (s *symbolNode) pendingInode(ctx context.Context, p *pendingName, out *fuse.EntryOut) *fs.Inode {
+	node := &fileNode{fsys: s.fsys, created: p.content}
+	child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: p.ino})
+	if existing, ok := child.Operations().(*fileNode); ok && existing != node {
+		existing.mu.Lock()
+		if existing.entry == nil {
+			existing.created = p.content
+		}
+		existing.mu.Unlock()
+		node = existing
+	}
+	node.fill(&out.Attr)
+	return child
+}
+
 func (s *symbolNode) scratchInode(ctx context.Context, sc *scratchNode, out *fuse.EntryOut) *fs.Inode {
 	sc.fill(&out.Attr)
 	// Scratch files change size with every write: no attribute caching.
@@ -140,15 +163,34 @@ func (s *symbolNode) Create(ctx context.Context, name string, flags uint32, mode
 				return nil, nil, 0, syscall.EEXIST
 			}
 		}
-		c := newContent(s.fsys, nil, true)
-		node := &fileNode{fsys: s.fsys, created: c, io: ioModes{writers: 1}}
+		uid := callerUID(ctx)
+		var p *pendingName
+		if flags&(syscall.O_APPEND|syscall.O_TRUNC) == syscall.O_APPEND {
+			// Its owner's lookup finds a pending name, but one that raced
+			// the close making the name pending can leave the kernel
+			// thinking it absent: the O_APPEND open arrives here and
+			// continues it all the same.
+			var others bool
+			if p, others = s.fsys.pendingFor(sym, key, uid, true); others {
+				return nil, nil, 0, s.fsys.refuse("create", sym+"/"+name, syscall.EACCES, "a pending name belongs to the user who created it")
+			}
+		}
+		node := &fileNode{fsys: s.fsys, io: ioModes{writers: 1}}
+		var h *writeHandle
+		if p != nil {
+			node.created = p.content
+			h = s.fsys.continueHandle(node, sym, key, p, uid)
+		} else {
+			node.created = newContent(s.fsys, nil, true)
+			h = &writeHandle{fsys: s.fsys, node: node, symbol: sym, key: key, content: node.created,
+				uid: uid, appending: flags&syscall.O_APPEND != 0}
+			s.fsys.stats.openWriters.Add(1)
+		}
 		ino := s.fsys.newIno()
 		child := s.NewInode(ctx, node, fs.StableAttr{Mode: fuse.S_IFREG, Ino: ino})
 		// The name is not cached (no cacheName): until the commit it exists
 		// for its creator's descriptor only, and others' lookups must ask.
 		node.fill(&out.Attr)
-		h := &writeHandle{fsys: s.fsys, node: node, symbol: sym, key: key, content: c}
-		s.fsys.stats.openWriters.Add(1)
 		return child, h, fuse.FOPEN_DIRECT_IO, 0
 	}
 	return nil, nil, 0, s.fsys.refuse("create", sym+"/"+name, errno, "entries are <key>.parquet of 1..200 bytes of UTF-8; dot-files are scratch")

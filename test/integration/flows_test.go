@@ -480,7 +480,8 @@ func TestRandomOffsetWritesCommitFinalBytes(t *testing.T) {
 	data := bulkParquet(t, 2<<20, 3)
 	rng := rand.New(rand.NewPCG(1, 2))
 	// Chunks of odd sizes, written in shuffled order, some twice with
-	// garbage first and the right bytes after.
+	// garbage first and the right bytes after; never the head, where
+	// anything but PAR1 is refused at once.
 	type span struct{ off, end int }
 	var spans []span
 	for off := 0; off < len(data); {
@@ -495,7 +496,7 @@ func TestRandomOffsetWritesCommitFinalBytes(t *testing.T) {
 	}
 	defer f.Close()
 	for i, s := range spans {
-		if i%3 == 0 {
+		if i%3 == 0 && s.off != 0 {
 			junk := make([]byte, s.end-s.off)
 			if _, err := f.WriteAt(junk, int64(s.off)); err != nil {
 				t.Fatal(err)

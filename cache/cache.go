@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -132,7 +133,7 @@ type Put struct {
 	ModTimeNS int64
 	// Hash, when set, hashes the staged bytes (a caller that hashed them as
 	// they arrived); by default they are read and hashed here.
-	Hash func(ctx context.Context, r *os.File, size int64, threshold int64) (hashing.Sum, error)
+	Hash func(ctx context.Context, r io.ReaderAt, size, threshold int64) (hashing.Sum, error)
 	// Failpoint, when set, is called at the steps crash tests stop at.
 	Failpoint func(name string)
 }

@@ -160,7 +160,7 @@ func (c *content) writeAtLocked(ctx context.Context, p []byte, off int64) (int, 
 const maxPrefixHash = 32 << 20
 
 func (c *content) newPrefix() *hashing.Prefix {
-	return hashing.NewPrefix(min(c.fsys.cfg.FooterHashThreshold, maxPrefixHash))
+	return hashing.NewPrefix(min(c.fsys.cache.FooterHashThreshold(), maxPrefixHash))
 }
 
 // track feeds the prefix hash with b, just written at off. Must hold c.mu.
@@ -179,8 +179,7 @@ func (c *content) track(b []byte, off int64) {
 
 // hash computes the staged file's hash, from the bytes the prefix hash has
 // already seen where it can. Must hold c.mu.
-func (c *content) hash(ctx context.Context, r io.ReaderAt, size int64) (hashing.Sum, error) {
-	threshold := c.fsys.cfg.FooterHashThreshold
+func (c *content) hash(ctx context.Context, r io.ReaderAt, size, threshold int64) (hashing.Sum, error) {
 	if c.prefix == nil {
 		return hashing.Hash(ctx, r, size, threshold)
 	}

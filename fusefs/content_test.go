@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"featurefs/blobstore"
+	"featurefs/cache"
 	"featurefs/manifest"
 )
 
@@ -18,17 +19,13 @@ func newTestFS(t *testing.T) *FS {
 	t.Helper()
 	root := t.TempDir()
 	ctx := context.Background()
-	db, err := manifest.Open(ctx, filepath.Join(root, "manifest.db"), manifest.Options{SyncNormal: true})
+	c, err := cache.Open(ctx, root, cache.Options{Create: true,
+		Manifest: manifest.Options{SyncNormal: true}, Blobs: blobstore.Options{NoSync: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	store, err := blobstore.Open(root, blobstore.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	fsys, err := New(ctx, Config{Manifest: db, Store: store})
+	t.Cleanup(func() { c.Close() })
+	fsys, err := New(ctx, Config{Cache: c})
 	if err != nil {
 		t.Fatal(err)
 	}

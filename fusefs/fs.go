@@ -32,7 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"featurefs/blobstore"
-	"featurefs/hashing"
+	"featurefs/cache"
 	"featurefs/manifest"
 )
 
@@ -46,10 +46,8 @@ type GCResult struct {
 
 // Config wires an FS to its cache root.
 type Config struct {
-	Manifest *manifest.DB
-	Store    *blobstore.Store
-	// FooterHashThreshold is the size above which commits get a footer hash.
-	FooterHashThreshold int64
+	// Cache is the cache root served: its manifest, blobs and commits.
+	Cache *cache.Cache
 	// Passthrough lets the kernel read raw blobs directly where it can.
 	Passthrough bool
 	// RunGC runs one GC over the cache root; nil disables .control/gc writes.
@@ -97,12 +95,11 @@ func symbolIno(name string) uint64 {
 // FS is one mounted cache root.
 type FS struct {
 	cfg   Config
+	cache *cache.Cache
 	db    *manifest.DB
 	store *blobstore.Store
 	log   *slog.Logger
 	now   func() time.Time
-	// validator bounds the memory that closes validating at once hold.
-	validator *hashing.Validator
 
 	root    *rootNode
 	nextIno atomic.Uint64
@@ -119,11 +116,6 @@ type FS struct {
 	// parquet file yet (see pendingName), under scratchMu too: they live
 	// and die like scratch files.
 	pending map[entryRef]*pendingName
-
-	// retired holds the blobs of replaced or removed versions until their
-	// delay has passed (see removeBlob).
-	retiredMu sync.Mutex
-	retired   map[string]*time.Timer
 
 	// redirects marks writers sent back to look their name up again, so
 	// that the lookup gives them a private inode (see redirectTable).
@@ -150,11 +142,8 @@ type counters struct {
 
 // New builds the filesystem; Mount serves it.
 func New(ctx context.Context, cfg Config) (*FS, error) {
-	if cfg.Manifest == nil || cfg.Store == nil {
-		return nil, fmt.Errorf("fusefs: manifest and store are required")
-	}
-	if cfg.FooterHashThreshold <= 0 {
-		cfg.FooterHashThreshold = hashing.DefaultFooterThreshold
+	if cfg.Cache == nil {
+		return nil, fmt.Errorf("fusefs: a cache is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -165,17 +154,17 @@ func New(ctx context.Context, cfg Config) (*FS, error) {
 	if cfg.CacheTimeout <= 0 {
 		cfg.CacheTimeout = time.Minute
 	}
-	cursor, err := cfg.Manifest.LastChange(ctx)
+	cursor, err := cfg.Cache.DB().LastChange(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fusefs: read change cursor: %w", err)
 	}
 	fsys := &FS{
 		cfg:         cfg,
-		db:          cfg.Manifest,
-		store:       cfg.Store,
+		cache:       cfg.Cache,
+		db:          cfg.Cache.DB(),
+		store:       cfg.Cache.Blobs(),
 		log:         cfg.Logger,
 		now:         cfg.Now,
-		validator:   hashing.NewValidator(0),
 		errs:        newErrorLog(100),
 		started:     cfg.Now(),
 		scratch:     make(map[scratchKey]*scratchNode),
@@ -270,7 +259,7 @@ func permissionOptions(allowOther bool) []string {
 // Close discards every uncommitted scratch file and pending name; the mount
 // must be gone.
 func (fsys *FS) Close() {
-	fsys.removeRetired()
+	fsys.cache.Retirer().Flush()
 	fsys.scratchMu.Lock()
 	defer fsys.scratchMu.Unlock()
 	for k, s := range fsys.scratch {

@@ -23,6 +23,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"featurefs/blobstore"
+	"featurefs/cache"
 	"featurefs/manifest"
 )
 
@@ -202,39 +203,27 @@ func newLogger(c *cli.Context) *slog.Logger {
 }
 
 // cache is an opened cache root.
-type cache struct {
+type openedCache struct {
+	*cache.Cache
 	root  string
 	db    *manifest.DB
 	store *blobstore.Store
 }
 
-// openCache opens the manifest and blob store under the cache root, creating
-// the root when create is set (mount) and refusing a missing one otherwise.
-func openCache(c *cli.Context, create bool, mopts manifest.Options, bopts blobstore.Options) (*cache, error) {
+// openCache opens the cache root the flags name (cache.Open), creating it
+// when create is set (mount) and refusing a missing one otherwise.
+func openCache(c *cli.Context, create bool, mopts manifest.Options, bopts blobstore.Options) (*openedCache, error) {
+	return openCacheWith(c, cache.Options{Create: create, Manifest: mopts, Blobs: bopts})
+}
+
+func openCacheWith(c *cli.Context, opts cache.Options) (*openedCache, error) {
 	root, err := cacheRoot(c)
 	if err != nil {
 		return nil, err
 	}
-	if create {
-		// Made private when it is made here; an existing root keeps the
-		// mode its owner chose (verify warns when it lets others in).
-		if err := os.MkdirAll(root, 0o700); err != nil {
-			return nil, fmt.Errorf("create cache root: %w", err)
-		}
-	} else if _, err := os.Stat(filepath.Join(root, "manifest.db")); err != nil {
-		return nil, fmt.Errorf("no cache at %s (manifest.db: %w)", root, err)
-	}
-	store, err := blobstore.Open(root, bopts)
+	oc, err := cache.Open(c.Context, root, opts)
 	if err != nil {
 		return nil, err
 	}
-	db, err := manifest.Open(c.Context, filepath.Join(root, "manifest.db"), mopts)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	return &cache{root: root, db: db, store: store}, nil
+	return &openedCache{Cache: oc, root: oc.Root(), db: oc.DB(), store: oc.Blobs()}, nil
 }
-
-// Close closes the manifest (flushing pending access times) and the store.
-func (c *cache) Close() error { return errors.Join(c.db.Close(), c.store.Close()) }

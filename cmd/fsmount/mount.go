@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"featurefs/blobstore"
+	"featurefs/cache"
 	"featurefs/compact"
 	"featurefs/fullhash"
 	"featurefs/fusefs"
@@ -107,9 +108,12 @@ func mountAction(c *cli.Context) error {
 		return err
 	}
 
-	cache, err := openCache(c, true,
-		manifest.Options{SyncNormal: syncMode == "normal", Logger: log, Failpoint: failpointFromEnv()},
-		blobstore.Options{Compression: compression, DeferCompression: compression == blobstore.Auto && c.Duration("compress-after") > 0})
+	cache, err := openCacheWith(c, cache.Options{
+		Create:              true,
+		Manifest:            manifest.Options{SyncNormal: syncMode == "normal", Logger: log, Failpoint: failpointFromEnv()},
+		Blobs:               blobstore.Options{Compression: compression, DeferCompression: compression == blobstore.Auto && c.Duration("compress-after") > 0},
+		FooterHashThreshold: threshold,
+	})
 	if err != nil {
 		return err
 	}
@@ -133,17 +137,15 @@ func mountAction(c *cli.Context) error {
 		}, nil
 	}
 	fsys, err := fusefs.New(c.Context, fusefs.Config{
-		Manifest:            cache.db,
-		Store:               cache.store,
-		FooterHashThreshold: threshold,
-		Passthrough:         c.Bool("passthrough"),
-		RunGC:               runGC,
-		LastGCReport:        func() ([]byte, error) { return gc.LastReport(cache.root) },
-		UID:                 uint32(os.Getuid()),
-		GID:                 uint32(os.Getgid()),
-		OrphanGrace:         gcOpts.OrphanGrace,
-		Logger:              log,
-		Failpoint:           failpointFromEnv(),
+		Cache:        cache.Cache,
+		Passthrough:  c.Bool("passthrough"),
+		RunGC:        runGC,
+		LastGCReport: func() ([]byte, error) { return gc.LastReport(cache.root) },
+		UID:          uint32(os.Getuid()),
+		GID:          uint32(os.Getgid()),
+		OrphanGrace:  gcOpts.OrphanGrace,
+		Logger:       log,
+		Failpoint:    failpointFromEnv(),
 	})
 	if err != nil {
 		return err

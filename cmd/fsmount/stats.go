@@ -83,7 +83,7 @@ func runStats(c *cli.Context) error {
 	return emit(c, rep, func(w io.Writer) { printStats(w, rep) })
 }
 
-func collectStats(c *cli.Context, cache *cache, ret time.Duration) (*statsReport, error) {
+func collectStats(c *cli.Context, cache *openedCache, ret time.Duration) (*statsReport, error) {
 	ctx := c.Context
 	st, err := cache.db.Stats(ctx)
 	if err != nil {

@@ -94,7 +94,7 @@ func Open(ctx context.Context, root string, opts Options) (*Cache, error) {
 		validator: hashing.NewValidator(opts.ValidationBudget),
 		threshold: opts.FooterHashThreshold,
 	}
-	c.retirer = NewRetirer(db, store, opts.Manifest.Logger)
+	c.retirer = NewRetirer(db, store, 0, opts.Manifest.Logger)
 	return c, nil
 }
 

@@ -36,12 +36,16 @@ type Retirer struct {
 	pending map[string]*time.Timer
 }
 
-// NewRetirer returns a Retirer; log may be nil.
-func NewRetirer(db References, blobs Remover, log *slog.Logger) *Retirer {
+// NewRetirer returns a Retirer that waits delay (RetireDelay when not
+// positive); log may be nil.
+func NewRetirer(db References, blobs Remover, delay time.Duration, log *slog.Logger) *Retirer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Retirer{db: db, blobs: blobs, log: log, delay: RetireDelay, pending: make(map[string]*time.Timer)}
+	if delay <= 0 {
+		delay = RetireDelay
+	}
+	return &Retirer{db: db, blobs: blobs, log: log, delay: delay, pending: make(map[string]*time.Timer)}
 }
 
 // Retire removes path after the delay. The row that named it must already

@@ -33,11 +33,6 @@ import (
 // compressed: a training set that is read every day stays raw.
 const DefaultAfter = 24 * time.Hour
 
-// retireDelay is how long the raw blob outlives the row that named it, for
-// opens that resolved the name just before the change (as for any replaced
-// version).
-const retireDelay = 5 * time.Second
-
 // minSavingsPercent: a whole file that saves less stays raw (the trial
 // looked at its head only).
 const minSavingsPercent = 5
@@ -55,20 +50,25 @@ type Blobs interface {
 	Remove(path string) error
 }
 
+// Retirer removes the blob of a version whose row is gone, after the grace
+// readers need (cache.Retirer).
+type Retirer interface {
+	Retire(path string)
+}
+
 // Compactor compresses the cold entries of one cache root.
 type Compactor struct {
-	db    Manifest
-	blobs Blobs
-	after time.Duration
-	now   func() time.Time
-	log   *slog.Logger
-	// retireDelay is the package's, but for tests.
-	retireDelay time.Duration
+	db      Manifest
+	blobs   Blobs
+	retirer Retirer
+	after   time.Duration
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 // New returns a Compactor for entries unopened for after (DefaultAfter
 // when not positive); now and log may be nil.
-func New(db Manifest, blobs Blobs, after time.Duration, now func() time.Time, log *slog.Logger) *Compactor {
+func New(db Manifest, blobs Blobs, retirer Retirer, after time.Duration, now func() time.Time, log *slog.Logger) *Compactor {
 	if after <= 0 {
 		after = DefaultAfter
 	}
@@ -78,7 +78,7 @@ func New(db Manifest, blobs Blobs, after time.Duration, now func() time.Time, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Compactor{db: db, blobs: blobs, after: after, now: now, log: log, retireDelay: retireDelay}
+	return &Compactor{db: db, blobs: blobs, retirer: retirer, after: after, now: now, log: log}
 }
 
 // Run makes a pass every interval until ctx ends.
@@ -98,13 +98,10 @@ func (c *Compactor) Run(ctx context.Context, interval time.Duration) {
 }
 
 // Pass compresses the entries that are cold now, least recently opened
-// first, and returns how many it compressed. The raw blobs it replaced are
-// removed after retireDelay (waited for before Pass returns, unless ctx
-// ends first: then they are orphans for GC).
+// first, and returns how many it compressed. The raw blobs it replaced go
+// to the retirer.
 func (c *Compactor) Pass(ctx context.Context) (int, error) {
 	var n int
-	var retired []string
-	defer func() { c.retire(ctx, retired) }()
 	for {
 		var did int
 		err := c.db.EachCompressible(ctx, c.now().Add(-c.after), func(e manifest.Entry) (bool, error) {
@@ -118,7 +115,7 @@ func (c *Compactor) Pass(ctx context.Context) (int, error) {
 			did++
 			if ok {
 				n++
-				retired = append(retired, e.Path)
+				c.retirer.Retire(e.Path)
 			}
 			return true, nil
 		})
@@ -168,24 +165,5 @@ func (c *Compactor) compress(ctx context.Context, e manifest.Entry) (bool, error
 func (c *Compactor) discard(path string) {
 	if err := c.blobs.Remove(path); err != nil {
 		c.log.Warn("remove unused compressed blob", "path", path, "err", err)
-	}
-}
-
-// retire removes the raw blobs of replaced versions after retireDelay.
-func (c *Compactor) retire(ctx context.Context, paths []string) {
-	if len(paths) == 0 {
-		return
-	}
-	t := time.NewTimer(c.retireDelay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return // orphans now; GC removes them
-	case <-t.C:
-	}
-	for _, p := range paths {
-		if err := c.blobs.Remove(p); err != nil {
-			c.log.Warn("remove raw blob of a compressed entry", "path", p, "err", err)
-		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"featurefs/blobstore"
+	"featurefs/cache"
 	"featurefs/manifest"
 )
 
@@ -87,8 +88,8 @@ func TestColdCompressibleEntriesAreCompressedInPlace(t *testing.T) {
 	}
 	flat, _ = db.GetByID(ctx, flat.ID)
 
-	c := New(db, store, time.Hour, clk.Now, nil)
-	c.retireDelay = 10 * time.Millisecond
+	retirer := cache.NewRetirer(db, store, 10*time.Millisecond, nil)
+	c := New(db, store, retirer, time.Hour, clk.Now, nil)
 	if n, err := c.Pass(ctx); err != nil || n != 0 {
 		t.Fatalf("Pass while hot = %d, %v", n, err)
 	}
@@ -121,8 +122,13 @@ func TestColdCompressibleEntriesAreCompressedInPlace(t *testing.T) {
 	if _, err := rd.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, text) {
 		t.Fatalf("compressed blob reads back different bytes (%v)", err)
 	}
-	if _, err := os.Stat(filepath.Join(root, flat.Path)); !os.IsNotExist(err) {
-		t.Fatalf("raw blob still there after the retire delay: %v", err)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(root, flat.Path)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("raw blob still there long after the retire delay")
+		}
 	}
 	if _, err := reader.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, text) {
 		t.Fatalf("a reader of the raw blob lost its bytes (%v)", err)

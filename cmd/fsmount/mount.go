@@ -181,7 +181,7 @@ func mountAction(c *cli.Context) error {
 	go fullhash.New(cache.db, cache.store, log).Run(ctx, fullhash.DefaultInterval)
 	if after := c.Duration("compress-after"); compression == blobstore.Auto && after > 0 {
 		// Look a few times per period, at most once a minute.
-		go compact.New(cache.db, cache.store, after, nil, log).Run(ctx, max(min(after/4, time.Minute), 100*time.Millisecond))
+		go compact.New(cache.db, cache.store, cache.Retirer(), after, nil, log).Run(ctx, max(min(after/4, time.Minute), 100*time.Millisecond))
 	}
 	unhealthy := make(chan error, 1)
 	go watchHealth(ctx, cache.db, unhealthy)

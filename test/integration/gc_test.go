@@ -283,7 +283,7 @@ func TestVerifyCatchesMissingBlobAndFlippedByte(t *testing.T) {
 // GC reports them and moves their blobs to quarantine/.
 func TestTruncatedBlobFailsReadsAndIsQuarantined(t *testing.T) {
 	t.Parallel()
-	m := mountT(t)
+	m := mountT(t, "--compress-after", "0") // compressed at commit: both kinds of blob
 	sh(t, "mkdir", m.path("QQQ"))
 	data := map[string][]byte{
 		"raw": makeParquet(t, 5000, 40), // snappy pages: stored raw
@@ -408,13 +408,13 @@ func TestGCWithShortGraceBesideLockedManifestLosesNoAcknowledgedCommit(t *testin
 		}
 		procs = append(procs, startHelper(t, "writer", p))
 	}
-	gcs := make(chan error, 1)
+	stopGC, gcDone := make(chan struct{}), make(chan error, 1)
 	go func() {
 		var errs []error
-		for time.Now(); len(errs) == 0; {
+		for len(errs) == 0 {
 			select {
-			case <-gcs:
-				gcs <- nil
+			case <-stopGC:
+				gcDone <- nil
 				return
 			default:
 			}
@@ -426,8 +426,8 @@ func TestGCWithShortGraceBesideLockedManifestLosesNoAcknowledgedCommit(t *testin
 				errs = append(errs, fmt.Errorf("standalone gc: %v:\n%s", err, out))
 			}
 		}
-		<-gcs
-		gcs <- errors.Join(errs...)
+		<-stopGC
+		gcDone <- errors.Join(errs...)
 	}()
 	for range rounds {
 		release := lockManifest(t, m.root)
@@ -435,8 +435,8 @@ func TestGCWithShortGraceBesideLockedManifestLosesNoAcknowledgedCommit(t *testin
 		release()
 		time.Sleep(500 * time.Millisecond)
 	}
-	gcs <- nil
-	if err := <-gcs; err != nil {
+	close(stopGC)
+	if err := <-gcDone; err != nil {
 		t.Error(err)
 	}
 	if err := os.WriteFile(stop, nil, 0o644); err != nil {

@@ -411,7 +411,7 @@ func TestGCWithShortGraceBesideLockedManifestLosesNoAcknowledgedCommit(t *testin
 	gcs := make(chan error, 1)
 	go func() {
 		var errs []error
-		for time.Now(); len(errs) == 0; {
+		for len(errs) == 0 {
 			select {
 			case <-gcs:
 				gcs <- nil

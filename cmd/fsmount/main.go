@@ -43,6 +43,7 @@ func main() {
 // run executes the command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
+	app.Metadata = map[string]any{"args": args}
 	err := app.RunContext(ctx, args)
 	if err == nil {
 		return exitOK
@@ -64,6 +65,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "a feature cache as a FUSE filesystem",
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// The library's version flag prints only a string; ours says what
+		// the binary was built from.
+		HideVersion: true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "version", Usage: "print the version and the commit fsmount was built from"},
+		},
+		Action: rootAction,
 		Commands: []*cli.Command{
 			mountCommand(),
 			gcCommand(),
@@ -75,6 +83,21 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+}
+
+// rootAction runs when no command is named: --version, help, or (with
+// arguments) an unknown command, which is a usage error like any other
+// rather than the library's exit 3 for a missing help topic.
+func rootAction(c *cli.Context) error {
+	if c.Bool("version") {
+		fmt.Fprintln(c.App.Writer, versionString())
+		return nil
+	}
+	if c.NArg() > 0 {
+		_ = cli.ShowAppHelp(c)
+		return usageError("no command %q (want mount, gc, stats or verify)", c.Args().First())
+	}
+	return cli.ShowAppHelp(c)
 }
 
 // usageError reports a bad flag value or argument with exit code 2.

@@ -42,6 +42,8 @@ func mountCommand() *cli.Command {
 		&cli.BoolFlag{Name: "allow-other", Usage: "let other users reach the mount (with default_permissions)"},
 		&cli.StringFlag{Name: "sync", Usage: "manifest durability: full (survives power loss) or normal (survives a crash of the daemon)", Value: "full"},
 		&cli.BoolFlag{Name: "passthrough", Usage: "let the kernel read raw blobs directly where it can", Value: true},
+		&cli.BoolFlag{Name: "background", Usage: "start the daemon detached and return once the mount serves (exit 1 with the daemon's error if it does not)"},
+		&cli.StringFlag{Name: "log-file", Usage: "with --background: append the daemon's log to `FILE` (default: fsmount.log in the cache root)"},
 		&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", Hidden: true},
 		verboseFlag(),
 		jsonFlag(),
@@ -60,6 +62,9 @@ func mountCommand() *cli.Command {
 func mountAction(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageError("mount takes exactly one MOUNTPOINT, got %d arguments", c.NArg())
+	}
+	if c.Bool("background") && os.Getenv(daemonEnv) == "" {
+		return mountInBackground(c)
 	}
 	log := newLogger(c)
 	if os.Getenv("GOGC") == "" {
@@ -168,6 +173,7 @@ func mountAction(c *cli.Context) error {
 	}
 	unlock()
 	log.Info("mounted", "mountpoint", mnt, "cache_root", cache.root, "compression", compression)
+	signalReady()
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()

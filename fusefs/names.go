@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Names in the mount (SPEC §1).
+// Names in the mount (docs/design.md, "Namespace").
 const (
 	// maxComponent is the longest symbol or key, in bytes.
 	maxComponent = 200

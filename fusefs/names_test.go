@@ -70,7 +70,7 @@ func TestCheckComponent(t *testing.T) {
 	}
 }
 
-// FuzzClassify checks the naming rules of SPEC §1 on any input: a name is
+// FuzzClassify checks the naming rules (docs/design.md, "Namespace") on any input: a name is
 // an entry only if its key is a valid component, scratch only if it starts
 // with a dot, and nothing with '/' or NUL is ever accepted.
 func FuzzClassify(f *testing.F) {

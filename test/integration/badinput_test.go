@@ -1,6 +1,6 @@
 package integration
 
-// SPEC §1 and §3 refusals: each test asserts the errno the writing process
+// Refusals of names and bytes: each test asserts the errno the writing process
 // sees and that nothing changed: the previous version reads back byte-exact,
 // no entry appears, .control/errors lists the failure with its path, and
 // rejected_writes counts it.

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// coherenceBound is how soon another process's change must show (SPEC §2).
+// coherenceBound is how soon another process's change must show (two seconds: the README's Guarantees).
 const coherenceBound = 2 * time.Second
 
 // TestSecondDaemonSeesCommitOverwriteAndRemoveWithinTwoSeconds runs two

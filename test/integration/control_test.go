@@ -1,6 +1,6 @@
 package integration
 
-// SPEC §5: .control/stats, .control/errors and .control/gc, read and written
+// The control files: .control/stats, .control/errors and .control/gc, read and written
 // with cat, shell redirection and rm/mv, as an operator would.
 
 import (
@@ -125,7 +125,7 @@ func TestControlErrorsListsFailuresNewestLast(t *testing.T) {
 	}
 }
 
-// gcReport is the part of a GC report that SPEC §4 names.
+// gcReport is the part of a GC report that the README names.
 type gcReport struct {
 	Started         *time.Time `json:"started"`
 	Finished        *time.Time `json:"finished"`
@@ -158,7 +158,7 @@ func lastGC(t *testing.T, m *mount) gcReport {
 	s := r.Summary
 	if r.Started == nil || r.Finished == nil || r.DryRun == nil || s == nil || s.TotalFilesDeleted == nil ||
 		s.TotalBytesFreed == nil || s.ExpiredEntries == nil || s.EvictedEntries == nil || s.OrphanedFiles == nil {
-		t.Fatalf(".control/gc lacks keys of SPEC §4:\n%s", out)
+		t.Fatalf(".control/gc lacks keys a report must have:\n%s", out)
 	}
 	if r.Finished.Before(*r.Started) {
 		t.Fatalf("finished %v before started %v", r.Finished, r.Started)

@@ -1,8 +1,8 @@
 package integration
 
-// SPEC §1-§3 driven by the tools users point at the mount: cp, rsync, ls,
-// stat, du, sha256sum, getfattr, mv, rm, mkdir, rmdir, and separate
-// processes holding files open.
+// Namespace, reading and writing driven by the tools users point at the
+// mount: cp, rsync, ls, stat, du, sha256sum, getfattr, mv, rm, mkdir,
+// rmdir, and separate processes holding files open.
 
 import (
 	"encoding/hex"

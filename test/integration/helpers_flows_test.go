@@ -175,7 +175,7 @@ func xattrInt(t testing.TB, path, name string) int64 {
 	return n
 }
 
-// fsStats is .control/stats (SPEC §5).
+// fsStats is .control/stats.
 type fsStats struct {
 	Entries        int64            `json:"entries"`
 	Symbols        int64            `json:"symbols"`

@@ -1,9 +1,9 @@
 package integration
 
-// SPEC §3 step 1: a footer that parses is not enough. Files whose pages do
-// not match their footer fail at close with EINVAL and leave the previous
-// version readable; no declared footer length makes the daemon's memory
-// grow.
+// Validation (docs/design.md, commit step 1): a footer that parses is not
+// enough. Files whose pages do not match their footer fail at close with
+// EINVAL and leave the previous version readable; no declared footer
+// length makes the daemon's memory grow.
 
 import (
 	"fmt"

@@ -1,6 +1,6 @@
 package integration
 
-// SPEC §3, writers that do not write a file in one open: a close that leaves
+// Writers that do not write a file in one open: a close that leaves
 // an empty file commits nothing and is not an error, the name becomes
 // pending, an O_APPEND open continues it and the first close that leaves a
 // file ending in PAR1 commits it. And shells, which never check close: a

@@ -10,6 +10,11 @@ import (
 	"featurefs/manifest"
 )
 
+// DefaultWatchInterval is how often a mount polls the change log: a
+// change made by another process shows within two seconds (the README's
+// promise), with room for a poll that waits on a busy manifest.
+const DefaultWatchInterval = 500 * time.Millisecond
+
 // Watch polls the manifest's change log every interval until ctx ends and
 // tells the kernel to forget the names another process changed (a second
 // daemon, a standalone GC), so ls, stat and open agree within two seconds.

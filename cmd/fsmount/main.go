@@ -24,6 +24,7 @@ import (
 
 	"featurefs/blobstore"
 	"featurefs/cache"
+	"featurefs/gc"
 	"featurefs/manifest"
 )
 
@@ -135,10 +136,10 @@ func retentionFlags() []cli.Flag {
 			Name:    "retention-weeks",
 			Usage:   "retention in weeks",
 			EnvVars: []string{"FEATURE_STORE_GC_RETENTION_WEEKS"},
-			Value:   4,
+			Value:   float64(gc.DefaultRetention / week),
 		},
 		&cli.StringFlag{Name: "max-size", Usage: "evict least recently accessed entries until the stored bytes fit (K/M/G/T suffixes; 0 = no cap)", Value: "0"},
-		&cli.DurationFlag{Name: "orphan-grace", Usage: "leave unreferenced blobs and staging files younger than this", Value: time.Hour},
+		&cli.DurationFlag{Name: "orphan-grace", Usage: "leave unreferenced blobs and staging files younger than this", Value: gc.DefaultOrphanGrace},
 	}
 }
 
@@ -155,8 +156,10 @@ func retention(c *cli.Context) (time.Duration, error) {
 	if w <= 0 {
 		return 0, usageError("--retention-weeks must be positive, got %v", w)
 	}
-	return time.Duration(w * float64(7*24*time.Hour)), nil
+	return time.Duration(w * float64(week)), nil
 }
+
+const week = 7 * 24 * time.Hour
 
 // maxSize parses --max-size.
 func maxSize(c *cli.Context) (int64, error) {
@@ -193,6 +196,20 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q (want a byte count like 500M or 2G)", s)
 	}
 	return int64(n * float64(mult)), nil
+}
+
+// humanSize writes n as parseSize reads it, exactly (100MiB, 4GiB), so a
+// flag's shown default is the package's constant.
+func humanSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.suffix)
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // cacheRoot resolves --cache-root, expanding a leading ~.

@@ -24,6 +24,7 @@ import (
 	"featurefs/fullhash"
 	"featurefs/fusefs"
 	"featurefs/gc"
+	"featurefs/hashing"
 	"featurefs/manifest"
 )
 
@@ -31,7 +32,7 @@ func mountCommand() *cli.Command {
 	flags := []cli.Flag{
 		cacheRootFlag(),
 		&cli.DurationFlag{Name: "gc-interval", Usage: "run GC this often while mounted (0 disables)", Value: 24 * time.Hour},
-		&cli.StringFlag{Name: "footer-hash-threshold", Usage: "files larger than this get a footer hash instead of a full SHA-256", Value: "100MiB"},
+		&cli.StringFlag{Name: "footer-hash-threshold", Usage: "files larger than this get a footer hash instead of a full SHA-256", Value: humanSize(hashing.DefaultFooterThreshold)},
 		&cli.StringFlag{Name: "compression", Usage: "auto, zstd or none", Value: string(blobstore.Auto)},
 		&cli.DurationFlag{
 			Name: "compress-after",
@@ -182,7 +183,7 @@ func mountAction(c *cli.Context) error {
 		server.Wait()
 		close(served)
 	}()
-	go fsys.Watch(ctx, 500*time.Millisecond)
+	go fsys.Watch(ctx, fusefs.DefaultWatchInterval)
 	go periodicGC(ctx, fsys, c.Duration("gc-interval"), log)
 	go fullhash.New(cache.db, cache.store, log).Run(ctx, fullhash.DefaultInterval)
 	if after := c.Duration("compress-after"); compression == blobstore.Auto && after > 0 {

@@ -13,7 +13,7 @@ import (
 // warm (each timed query follows an untimed one in the same process); then
 // the same query over 100 small entries and over the one big file.
 func (b *bench) query(ctx context.Context) error {
-	const q = "SELECT count(*), avg(price) FROM read_parquet('%s')"
+	const q = "SELECT count(*), avg(price) FROM read_parquet(%s)"
 	smalls := min(100, b.cfg.small)
 	queries := []struct {
 		what, path string

@@ -128,7 +128,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		{"seq", false, b.seqReads},
 		{"random", false, b.randomReads},
 		{"small", false, b.smallFiles},
-		{"listing", cfg.listing == 0, b.listing},
+		{"listing", false, b.listing},
 		{"commits", false, b.commits},
 		{"cp", false, b.copyBig},
 		{"huge", cfg.huge == 0, b.hugeCommit},

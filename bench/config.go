@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +105,9 @@ func parseFlags(args []string) (config, error) {
 		cfg.juicefs, cfg.noJuiceFS = "", "--smoke runs without it unless --juicefs is given"
 	default:
 		path, err := exec.LookPath(cfg.juicefs)
+		if err == nil {
+			path, err = filepath.Abs(path)
+		}
 		if err != nil {
 			cfg.juicefs, cfg.noJuiceFS = "", fmt.Sprintf("no juicefs binary (%v); build one from its tagged source release with go build and pass --juicefs PATH", err)
 		} else {

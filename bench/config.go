@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +27,8 @@ type config struct {
 	fioIOs     int // random reads per fio run
 	out        string
 	smoke      bool
+	juicefs    string          // the juicefs binary; "" skips JuiceFS
+	noJuiceFS  string          // why JuiceFS is skipped, for the report
 	parts      map[string]bool // parts to run by name; empty runs all
 	args       []string        // as given, for the report
 	featureDir string          // set by run: the module root
@@ -46,6 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.perWriter, "per-writer", 10, "1 MiB files each writer commits per run")
 	fs.IntVar(&cfg.fioIOs, "fio-ios", 4096, "random 64 KiB reads per fio run")
 	fs.StringVar(&cfg.out, "out", "", "also write the report to this file")
+	fs.StringVar(&cfg.juicefs, "juicefs", "juicefs", "the juicefs binary, a path or a name on PATH; \"\" skips JuiceFS (skipped when absent, and in --smoke unless given)")
 	fs.BoolVar(&cfg.smoke, "smoke", false, "CI mode: tiny sizes, one run, skip the huge commit and the big listing, judge nothing")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
@@ -75,9 +80,9 @@ func parseFlags(args []string) (config, error) {
 			cfg.parts[p] = true
 		}
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.smoke {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		defaults := map[string]func(){
 			"size":       func() { cfg.size = 8 << 20 },
 			"small":      func() { cfg.small = 200 },
@@ -91,6 +96,22 @@ func parseFlags(args []string) (config, error) {
 			if !set[name] {
 				apply()
 			}
+		}
+	}
+	switch {
+	case cfg.juicefs == "":
+		cfg.noJuiceFS = "--juicefs \"\" was given"
+	case cfg.smoke && !set["juicefs"]:
+		cfg.juicefs, cfg.noJuiceFS = "", "--smoke runs without it unless --juicefs is given"
+	default:
+		path, err := exec.LookPath(cfg.juicefs)
+		if err == nil {
+			path, err = filepath.Abs(path)
+		}
+		if err != nil {
+			cfg.juicefs, cfg.noJuiceFS = "", fmt.Sprintf("no juicefs binary (%v); build one from its tagged source release with go build and pass --juicefs PATH", err)
+		} else {
+			cfg.juicefs = path
 		}
 	}
 	if cfg.runs < 1 || cfg.small < 1 || cfg.writers < 1 || cfg.perWriter < 1 || cfg.fioIOs < 1 || cfg.listing < 0 {
@@ -139,4 +160,4 @@ func logf(format string, args ...any) {
 }
 
 // partNames are the parts of a run, in the order they run (see run).
-var partNames = []string{"seq", "random", "small", "listing", "commits", "cp", "huge", "duckdb"}
+var partNames = []string{"seq", "random", "small", "listing", "commits", "cp", "huge", "duckdb", "scan"}

@@ -100,6 +100,14 @@ func generate(ctx context.Context, cfg config, l layout) error {
 	if err := fillDir(filepath.Join(l.native, smallSymbol), smallName, cfg.small, func(i int) []byte { return templates[i%len(templates)] }); err != nil {
 		return err
 	}
+	// The second engine's glob: 1 MiB tick files, the commit source's bytes.
+	commit, err := os.ReadFile(filepath.Join(l.src, commitSource))
+	if err != nil {
+		return err
+	}
+	if err := fillDir(filepath.Join(l.native, scanSymbol), scanName, scanFiles, func(int) []byte { return commit }); err != nil {
+		return err
+	}
 	if cfg.listing > 0 {
 		data, err := os.ReadFile(tiny)
 		if err != nil {
@@ -114,6 +122,7 @@ func generate(ctx context.Context, cfg config, l layout) error {
 
 func smallName(i int) string { return fmt.Sprintf("s%05d.parquet", i) }
 func listName(i int) string  { return fmt.Sprintf("l%06d.parquet", i) }
+func scanName(i int) string  { return fmt.Sprintf("f%03d.parquet", i) }
 
 // duckFile writes path with DuckDB unless it exists; the file appears
 // whole or not at all.

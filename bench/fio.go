@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -71,24 +72,48 @@ func fioTrial(ctx context.Context, name, path string, ios int, lat *[2]sample) t
 func (b *bench) randomReads(ctx context.Context) error {
 	l, ios := b.l, b.cfg.fioIOs
 	var lat [4][2]sample
-	logf("random 64 KiB reads with fio, cold")
-	s, err := b.interleave(true,
+	// JuiceFS: the zstd volume's cents file, then each plain mount's raw file.
+	jfsPeers := append(slices.Clone(b.jfsZstd), b.jfs...)
+	jfsLat := make([][2]sample, len(jfsPeers))
+	trials := []trial{
 		fioTrial(ctx, "featurefs zstd", filepath.Join(l.mntZstd, centsEntry), ios, &lat[0]),
 		fioTrial(ctx, "squashfuse", filepath.Join(l.mntSquash, filepath.Base(centsEntry)), ios, &lat[1]),
 		fioTrial(ctx, "featurefs raw", filepath.Join(l.mntAuto, ticksEntry), ios, &lat[2]),
 		fioTrial(ctx, "native", filepath.Join(l.native, ticksEntry), ios, &lat[3]),
-	)
+	}
+	for i, p := range jfsPeers {
+		entry := ticksEntry
+		if i < len(b.jfsZstd) {
+			entry = centsEntry
+		}
+		trials = append(trials, fioTrial(ctx, "JuiceFS "+p.name, filepath.Join(p.mnt, entry), ios, &jfsLat[i]))
+	}
+	logf("random 64 KiB reads with fio, cold")
+	s, err := b.interleave(true, trials...)
 	if err != nil {
 		return err
 	}
+	nz := len(b.jfsZstd)
+	iops := func(peers []peer, from int) []variant { return jfsVariants(peers, s[4+from:], "IOPS") }
+	lats := func(peers []peer, from, k int) []variant {
+		var v []variant
+		for i, p := range peers {
+			v = append(v, variant{p.name, figure{jfsLat[from+i][k], "ms"}})
+		}
+		return v
+	}
 	what := fmt.Sprintf("random 64 KiB reads (fio psync, %d ios), cold", ios)
 	b.add(result{goal: "3", what: what + ", zstd entry", ffs: figure{s[0], "IOPS"}, baseName: "squashfuse", base: figure{s[1], "IOPS"},
-		minRatio: 1, goalText: "≥ 1× squashfuse"})
-	b.add(result{what: "↳ mean latency", ffs: figure{lat[0][0], "ms"}, baseName: "squashfuse", base: figure{lat[1][0], "ms"}, lowerBetter: true})
-	b.add(result{what: "↳ p99 latency", ffs: figure{lat[0][1], "ms"}, baseName: "squashfuse", base: figure{lat[1][1], "ms"}, lowerBetter: true})
+		minRatio: 1, goalText: "≥ 1× squashfuse", jfs: iops(b.jfsZstd, 0)})
+	b.add(result{what: "↳ mean latency", ffs: figure{lat[0][0], "ms"}, baseName: "squashfuse", base: figure{lat[1][0], "ms"}, lowerBetter: true,
+		jfs: lats(b.jfsZstd, 0, 0)})
+	b.add(result{what: "↳ p99 latency", ffs: figure{lat[0][1], "ms"}, baseName: "squashfuse", base: figure{lat[1][1], "ms"}, lowerBetter: true,
+		jfs: lats(b.jfsZstd, 0, 1)})
 	b.add(result{goal: "3", what: what + ", raw entry", ffs: figure{s[2], "IOPS"}, baseName: "native", base: figure{s[3], "IOPS"},
-		minRatio: 0.9, goalText: "≥ 0.9× native"})
-	b.add(result{what: "↳ mean latency", ffs: figure{lat[2][0], "ms"}, baseName: "native", base: figure{lat[3][0], "ms"}, lowerBetter: true})
-	b.add(result{what: "↳ p99 latency", ffs: figure{lat[2][1], "ms"}, baseName: "native", base: figure{lat[3][1], "ms"}, lowerBetter: true})
+		minRatio: 0.9, goalText: "≥ 0.9× native", jfs: iops(b.jfs, nz)})
+	b.add(result{what: "↳ mean latency", ffs: figure{lat[2][0], "ms"}, baseName: "native", base: figure{lat[3][0], "ms"}, lowerBetter: true,
+		jfs: lats(b.jfs, nz, 0)})
+	b.add(result{what: "↳ p99 latency", ffs: figure{lat[2][1], "ms"}, baseName: "native", base: figure{lat[3][1], "ms"}, lowerBetter: true,
+		jfs: lats(b.jfs, nz, 1)})
 	return nil
 }

@@ -9,7 +9,7 @@ type layout struct {
 	root    string
 	bin     string
 	logs    string
-	native  string // ticks/, cents/, small/, listing/
+	native  string // ticks/, cents/, small/, listing/, scan/
 	src     string // sources of the write tests
 	scratch string // native destinations of the write tests
 	image   string // squashfs image of native/cents
@@ -17,6 +17,11 @@ type layout struct {
 	cacheAuto, cacheZstd string
 
 	mntAuto, mntZstd, mntLoop, mntSquash string
+
+	jfs string // JuiceFS volumes: metadata databases, buckets, cache directories
+	// JuiceFS mounts: the plain volume with its defaults and with
+	// featurefs's cache timeouts, the zstd volume with its defaults.
+	mntJFS, mntJFSCached, mntJFSZstd string
 }
 
 func newLayout(root string) layout {
@@ -35,6 +40,11 @@ func newLayout(root string) layout {
 		mntZstd:   j("mnt", "featurefs-zstd"),
 		mntLoop:   j("mnt", "loopback"),
 		mntSquash: j("mnt", "squashfuse"),
+
+		jfs:          j("juicefs"),
+		mntJFS:       j("mnt", "juicefs"),
+		mntJFSCached: j("mnt", "juicefs-cached"),
+		mntJFSZstd:   j("mnt", "juicefs-zstd"),
 	}
 }
 
@@ -45,6 +55,9 @@ const (
 	centsEntry   = "cents/cents.parquet" // uncompressed, stored zstd
 	smallSymbol  = "small"
 	listSymbol   = "listing"
+	scanSymbol   = "scan" // scanFiles entries of 1 MiB for the second engine's glob
+	scanGlob     = "scan/*.parquet"
+	scanFiles    = 150
 	ticksGlob    = "ticks/*.parquet"
 	commitSource = "commit1m.parquet"
 	tinySource   = "tiny.parquet"

@@ -1,12 +1,15 @@
 // Command bench measures featurefs side by side with its baselines in one
 // run and prints one Markdown table of figures, ratios and goals.
 //
-//	go run ./bench [--dir DIR] [--size 1GiB] [--runs 5] [--out FILE]
-//	go run ./bench --smoke        # tiny sizes, one run, judges nothing (CI)
+//	go run ./bench [--dir DIR] [--size 1GiB] [--runs 5] [--juicefs PATH] [--parts seq,...] [--out FILE]
+//	go run ./bench --smoke        # tiny sizes, one run, no JuiceFS, judges nothing (CI)
 //
 // It runs as root on a machine with /dev/fuse, fio, squashfuse, mksquashfs
-// and node (DuckDB from test/client). Every mount it makes lives under the
-// work directory and is unmounted before it exits, also on error or Ctrl-C.
+// and node (DuckDB from test/client; Polars from bench/scan, whose part is
+// skipped when it is not installed). JuiceFS is a peer when a juicefs
+// binary is found (--juicefs, default on PATH); it is skipped, saying so,
+// when absent. Every mount it makes lives under the work directory and is
+// unmounted before it exits, also on error or Ctrl-C.
 package main
 
 import (

@@ -23,8 +23,55 @@ type daemon struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	logPath string
-	peakKiB int64 // VmHWM read just before stopping
+	peakKiB int64 // VmHWM read just before stopping, or before a reset if higher
+	// supervised: the process started supervises the one that serves
+	// (JuiceFS restarts its server if it dies); memory is the server's.
+	supervised bool
 }
+
+// pid is the process serving the mount.
+func (d *daemon) pid() int {
+	pid := d.cmd.Process.Pid
+	if !d.supervised {
+		return pid
+	}
+	// A child is listed under the thread that started it.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []string
+	for _, t := range tasks {
+		if data, err := os.ReadFile(t); err == nil {
+			kids = append(kids, strings.Fields(string(data))...)
+		}
+	}
+	if len(kids) == 1 {
+		if child, err := strconv.Atoi(kids[0]); err == nil {
+			return child
+		}
+	}
+	return pid
+}
+
+// peak is the serving process's VmHWM in KiB, counting the peaks before
+// any reset.
+func (d *daemon) peak() (int64, error) {
+	kib, err := peakRSS(d.pid())
+	return max(kib, d.peakKiB), err
+}
+
+// resetPeak starts a new VmHWM from the current RSS (clear_refs 5), so
+// the next peak read is that of what runs in between; the peak so far is
+// kept for the whole-run figure.
+func (d *daemon) resetPeak() error {
+	kib, err := d.peak()
+	if err != nil {
+		return err
+	}
+	d.peakKiB = kib
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", d.pid()), []byte("5"), 0o200)
+}
+
+// peakSinceReset is VmHWM alone: the peak since the last resetPeak.
+func (d *daemon) peakSinceReset() (int64, error) { return peakRSS(d.pid()) }
 
 type daemons struct {
 	logDir string
@@ -87,7 +134,7 @@ func (d *daemon) stop() error {
 	select {
 	case <-d.done:
 	default:
-		if kib, err := peakRSS(d.cmd.Process.Pid); err == nil {
+		if kib, err := d.peak(); err == nil {
 			d.peakKiB = kib
 		}
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
@@ -102,6 +149,16 @@ func (d *daemon) stop() error {
 	if mounted(d.dir) {
 		if err := forceUnmount(d.dir); err != nil {
 			return fmt.Errorf("unmount %s: %w", d.dir, err)
+		}
+	}
+	return nil
+}
+
+// byName is the daemon started as name.
+func (ds *daemons) byName(name string) *daemon {
+	for _, d := range ds.all {
+		if d.name == name {
+			return d
 		}
 	}
 	return nil

@@ -50,14 +50,44 @@ type result struct {
 	// minRatio is the goal as a minimum oriented ratio; 0 judges nothing.
 	minRatio float64
 	goalText string
+	// jfs are JuiceFS's figures for the same workload, one per mount.
+	jfs []variant
+}
+
+// variant is one JuiceFS mount's figure in a row.
+type variant struct {
+	name string
+	fig  figure
+}
+
+// oriented is ffs against base so that higher is better.
+func oriented(ffs, base float64, lowerBetter bool) float64 {
+	if lowerBetter {
+		return base / ffs
+	}
+	return ffs / base
+}
+
+func formatRatio(r float64) string {
+	if math.IsNaN(r) || math.IsInf(r, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", r)
+}
+
+// jfsCells are the JuiceFS figures and the featurefs/JuiceFS ratios, in
+// the same order.
+func (r result) jfsCells() (figs, ratios string) {
+	var fs, rs []string
+	for _, v := range r.jfs {
+		fs = append(fs, v.name+": "+v.fig.String())
+		rs = append(rs, formatRatio(oriented(r.ffs.vals.median(), v.fig.vals.median(), r.lowerBetter)))
+	}
+	return strings.Join(fs, "; "), strings.Join(rs, "; ")
 }
 
 func (r result) ratio() float64 {
-	f, b := r.ffs.vals.median(), r.base.vals.median()
-	if r.lowerBetter {
-		return b / f
-	}
-	return f / b
+	return oriented(r.ffs.vals.median(), r.base.vals.median(), r.lowerBetter)
 }
 
 func (r result) verdict(judge bool) string {
@@ -94,16 +124,15 @@ func (rep report) markdown() string {
 	b.WriteString("\nEach figure is the median of the runs, (min–max) when they differ. " +
 		"The ratio compares featurefs with the baseline so that **higher is better**: " +
 		"featurefs/baseline for throughput and IOPS, baseline/featurefs for times and sizes. " +
-		"Cold runs drop the page cache first; warm runs read the file once before.\n\n")
-	b.WriteString("| # | what | featurefs | baseline | ratio | goal | |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+		"Cold runs drop the page cache first; warm runs read the file once before. " +
+		"The JuiceFS column gives its figure on each of its mounts that the workload applies to, " +
+		"and the next column featurefs/JuiceFS for each, in the same order and the same orientation.\n\n")
+	b.WriteString("| # | what | featurefs | baseline | ratio | JuiceFS | featurefs/JuiceFS | goal | |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.results {
-		ratio := "–"
-		if !math.IsNaN(r.ratio()) && !math.IsInf(r.ratio(), 0) {
-			ratio = fmt.Sprintf("%.2f×", r.ratio())
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s: %s | %s | %s | %s |\n",
-			r.goal, r.what, r.ffs, r.baseName, r.base, ratio, r.goalText, r.verdict(rep.judge))
+		jfs, jfsRatio := r.jfsCells()
+		fmt.Fprintf(&b, "| %s | %s | %s | %s: %s | %s | %s | %s | %s | %s |\n",
+			r.goal, r.what, r.ffs, r.baseName, r.base, formatRatio(r.ratio()), jfs, jfsRatio, r.goalText, r.verdict(rep.judge))
 	}
 	if len(rep.notes) > 0 {
 		b.WriteString("\nNotes:\n\n")

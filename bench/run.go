@@ -21,6 +21,9 @@ type bench struct {
 	ds      *daemons
 	results []result
 	notes   []string
+	// JuiceFS mounts, none when it is skipped: the plain volume (default,
+	// with featurefs's cache timeouts), the zstd volume.
+	jfs, jfsZstd []peer
 }
 
 // trial is one target's side of a figure: run returns one value.
@@ -112,6 +115,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := b.mountAll(ctx); err != nil {
 		return err
 	}
+	if err := b.mountJuiceFS(ctx); err != nil {
+		return err
+	}
 	b.describeEntries()
 
 	parts := []struct {
@@ -122,11 +128,12 @@ func run(ctx context.Context, cfg config) (err error) {
 		{"seq", false, b.seqReads},
 		{"random", false, b.randomReads},
 		{"small", false, b.smallFiles},
-		{"listing", cfg.listing == 0, b.listing},
+		{"listing", false, b.listing},
 		{"commits", false, b.commits},
 		{"cp", false, b.copyBig},
 		{"huge", cfg.huge == 0, b.hugeCommit},
 		{"duckdb", false, b.query},
+		{"scan", false, b.scan},
 	}
 	var failed []error
 	var rssTrail []string
@@ -168,7 +175,7 @@ func run(ctx context.Context, cfg config) (err error) {
 // seedCaches fills the two featurefs cache roots with the native tree's
 // files: auto (the snappy ticks stay raw) and zstd (the cents file).
 func (b *bench) seedCaches(ctx context.Context) error {
-	symbols := []string{"ticks", smallSymbol}
+	symbols := []string{"ticks", smallSymbol, scanSymbol}
 	if b.cfg.listing > 0 {
 		symbols = append(symbols, listSymbol)
 	}
@@ -251,7 +258,7 @@ func (b *bench) featurefsPeaks() string {
 		if !strings.HasPrefix(d.name, "featurefs") {
 			continue
 		}
-		if kib, err := peakRSS(d.cmd.Process.Pid); err == nil {
+		if kib, err := d.peak(); err == nil {
 			peaks = append(peaks, fmt.Sprintf("%s %.0f MiB", strings.TrimPrefix(d.name, "featurefs-"), float64(kib)/1024))
 		}
 	}

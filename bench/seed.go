@@ -31,7 +31,7 @@ type seedEntry struct {
 // write tests, through the mount.
 func seed(ctx context.Context, root string, compression blobstore.Compression, entries []seedEntry) (err error) {
 	marker := root + ".seeded"
-	want := seedSignature(compression, entries)
+	want := seedSignature(fmt.Sprintf("compression=%s frame=%d", compression, blobstore.DefaultFrameSize), entries)
 	if have, err := os.ReadFile(marker); err == nil && string(have) == want {
 		return nil
 	}
@@ -116,13 +116,14 @@ func seedOne(ctx context.Context, store *blobstore.Store, db *manifest.DB, e see
 }
 
 // seedSignature names what a seeded root holds, so a rerun with the same
-// inputs reuses it and any change rebuilds it: entries and bytes per symbol,
-// the identity of every big file, and the frame size zstd blobs are cut in.
-func seedSignature(compression blobstore.Compression, entries []seedEntry) string {
+// inputs reuses it and any change rebuilds it: what holds them (for
+// featurefs, the compression and the frame size zstd blobs are cut in),
+// entries and bytes per symbol, and the identity of every big file.
+func seedSignature(holder string, entries []seedEntry) string {
 	type tally struct{ n, bytes int64 }
 	per := map[string]*tally{}
 	var b strings.Builder
-	fmt.Fprintf(&b, "compression=%s frame=%d\n", compression, blobstore.DefaultFrameSize)
+	b.WriteString(holder + "\n")
 	for _, e := range entries {
 		fi, err := os.Stat(e.src)
 		if err != nil {

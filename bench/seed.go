@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"featurefs/blobstore"
-	"featurefs/hashing"
+	"featurefs/cache"
 	"featurefs/manifest"
 )
 
@@ -23,9 +23,8 @@ type seedEntry struct {
 	src         string // path of the parquet
 }
 
-// seed commits entries into the cache root at root through featurefs's own
-// packages, in the order a close through the mount uses (validate, hash,
-// describe, publish, manifest row) but without the fsyncs: building 100k
+// seed commits entries into the cache root at root through the commit
+// sequence a close through the mount uses (cache.Put), without the fsyncs: building 100k
 // entries through the mount would take many minutes of fsync, and only
 // reads of these entries are timed. The commit path itself is timed by the
 // write tests, through the mount.
@@ -42,17 +41,16 @@ func seed(ctx context.Context, root string, compression blobstore.Compression, e
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	store, err := blobstore.Open(root, blobstore.Options{Compression: compression, NoSync: true})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	db, err := manifest.Open(ctx, filepath.Join(root, "manifest.db"), manifest.Options{SyncNormal: true})
+	c, err := cache.Open(ctx, root, cache.Options{
+		Create:   true,
+		Manifest: manifest.Options{SyncNormal: true},
+		Blobs:    blobstore.Options{Compression: compression, NoSync: true},
+	})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := db.Close(); err == nil {
+		if cerr := c.Close(); err == nil {
 			err = cerr
 		}
 	}()
@@ -60,7 +58,7 @@ func seed(ctx context.Context, root string, compression blobstore.Compression, e
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(8) // the manifest batches concurrent commits into one transaction
 	for _, e := range entries {
-		g.Go(func() error { return seedOne(ctx, store, db, e) })
+		g.Go(func() error { return seedOne(ctx, c, e) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -68,48 +66,22 @@ func seed(ctx context.Context, root string, compression blobstore.Compression, e
 	return os.WriteFile(marker, []byte(want), 0o644)
 }
 
-func seedOne(ctx context.Context, store *blobstore.Store, db *manifest.DB, e seedEntry) error {
+func seedOne(ctx context.Context, c *cache.Cache, e seedEntry) error {
 	src, err := os.Open(e.src)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	st, err := store.CreateStaged()
+	st, err := c.Blobs().CreateStaged()
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	f := st.File()
-	size, err := io.Copy(f, src)
+	size, err := io.Copy(st.File(), src)
 	if err != nil {
 		return fmt.Errorf("seed %s/%s: %w", e.symbol, e.key, err)
 	}
-	info, err := hashing.Inspect(f, size)
-	if err != nil {
-		return fmt.Errorf("seed %s/%s: %w", e.symbol, e.key, err)
-	}
-	sum, err := hashing.Hash(ctx, f, size, hashing.DefaultFooterThreshold)
-	if err != nil {
-		return fmt.Errorf("seed %s/%s: %w", e.symbol, e.key, err)
-	}
-	pub, err := store.Publish(ctx, st, size)
-	if err != nil {
-		return fmt.Errorf("seed %s/%s: %w", e.symbol, e.key, err)
-	}
-	defer pub.Release()
-	_, _, err = db.Commit(ctx, manifest.Entry{
-		Symbol:      e.symbol,
-		Key:         e.key,
-		Path:        pub.Blob.Path,
-		StartTS:     info.StartTS,
-		EndTS:       info.EndTS,
-		Rows:        info.Rows,
-		FileSize:    pub.Blob.StoredSize,
-		LogicalSize: size,
-		Hash:        sum.Hex,
-		HashMethod:  string(sum.Method),
-	})
-	if err != nil {
+	if _, _, err := c.Put(ctx, cache.Put{Symbol: e.symbol, Key: e.key, Staged: st, Size: size}); err != nil {
 		return fmt.Errorf("seed %s/%s: %w", e.symbol, e.key, err)
 	}
 	return nil

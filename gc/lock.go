@@ -7,12 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"featurefs/cache"
 )
 
-// LockFile is the name, inside the cache root, of the file whose exclusive
-// lock a run holds. It is never removed: removing a lock file while another
-// process waits on it would let two runs hold locks on different inodes.
-const LockFile = "gc.lock"
+// LockFile (cache.GCLockFile) is the file in the cache root whose exclusive
+// lock a run holds; runs on one cache root take turns.
+const LockFile = cache.GCLockFile
 
 // runLock is a held GC lock.
 type runLock struct{ f *os.File }

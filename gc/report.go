@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"featurefs/cache"
 )
 
-// ReportFile is the name, inside the cache root, of the last run's report.
-const ReportFile = "gc-report.json"
+// ReportFile (cache.GCReportFile) is the file in the cache root holding the
+// last run's report.
+const ReportFile = cache.GCReportFile
 
 // Report is the outcome of one run, as written to ReportFile.
 type Report struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"featurefs/blobstore"
+	"featurefs/cache"
 	"featurefs/gc"
 	"featurefs/hashing"
 	"featurefs/manifest"
@@ -286,7 +287,7 @@ func (v *verifier) rehash(e manifest.Entry) (problem, detail string, err error) 
 
 // ownedNames are what featurefs keeps at the top of a cache root.
 var ownedNames = []string{
-	"manifest.db", "manifest.db-wal", "manifest.db-shm", gc.LockFile, gc.ReportFile,
+	cache.ManifestFile, cache.ManifestFile + "-wal", cache.ManifestFile + "-shm", gc.LockFile, gc.ReportFile,
 	blobstore.BlobsDir, blobstore.StagingDir, blobstore.QuarantineDir,
 }
 

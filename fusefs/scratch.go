@@ -41,8 +41,10 @@ var (
 	_ fs.NodeGetattrer   = (*scratchNode)(nil)
 	_ fs.NodeSetattrer   = (*scratchNode)(nil)
 	_ fs.NodeOpener      = (*scratchNode)(nil)
-	_ fs.NodeGetxattrer  = (*scratchNode)(nil)
-	_ fs.NodeListxattrer = (*scratchNode)(nil)
+	_ fs.NodeGetxattrer    = (*scratchNode)(nil)
+	_ fs.NodeListxattrer   = (*scratchNode)(nil)
+	_ fs.NodeSetxattrer    = (*scratchNode)(nil)
+	_ fs.NodeRemovexattrer = (*scratchNode)(nil)
 )
 
 func (fsys *FS) scratchGet(symbol, name string) *scratchNode {
@@ -158,7 +160,7 @@ func (sc *scratchNode) Getxattr(ctx context.Context, attr string, dest []byte) (
 	if sc.renamed.Load() {
 		return 0, syscall.ESTALE
 	}
-	return 0, syscall.ENODATA
+	return 0, getNoXattr(attr)
 }
 
 func (sc *scratchNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
@@ -166,6 +168,23 @@ func (sc *scratchNode) Listxattr(ctx context.Context, dest []byte) (uint32, sysc
 		return 0, syscall.ESTALE
 	}
 	return 0, 0
+}
+
+// Setxattr and Removexattr change nothing: rsync -X sets the attributes of
+// the file it copies on its scratch file before renaming it to the entry,
+// whose own attributes are computed (see xattr.go).
+func (sc *scratchNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if sc.renamed.Load() {
+		return syscall.ESTALE
+	}
+	return setNoXattr(attr)
+}
+
+func (sc *scratchNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if sc.renamed.Load() {
+		return syscall.ESTALE
+	}
+	return setNoXattr(attr)
 }
 
 func (sc *scratchNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

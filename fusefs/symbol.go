@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -15,6 +16,7 @@ import (
 // manifest plus its scratch dot-files.
 type symbolNode struct {
 	fs.Inode
+	noXattrs
 	fsys *FS
 	// name is the symbol when the node was made; symbol() follows renames.
 	name string
@@ -42,15 +44,35 @@ func (s *symbolNode) symbol() string {
 	return s.name
 }
 
+// Getattr shows the manifest's mtime of the directory. The kernel may keep
+// it long: changes through this mount and those the change log reports
+// invalidate it (see invalidateDir).
 func (s *symbolNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	s.fsys.dirAttrOut(out)
+	sym := s.symbol()
+	mtimeNS, err := s.fsys.db.SymbolModTime(uninterruptible(ctx), sym)
+	if errors.Is(err, manifest.ErrNotFound) {
+		// Removed (by another daemon) while the kernel held the inode.
+		return syscall.ENOENT
+	}
+	if err != nil {
+		return s.fsys.fail("getattr", sym, err)
+	}
+	symbolAttr(s.fsys, &out.Attr, mtimeNS)
+	out.SetTimeout(s.fsys.cfg.CacheTimeout)
 	return 0
 }
 
-// Setattr of a symbol directory succeeds and changes nothing (cp -rp, rsync -a).
+// Setattr of a symbol directory keeps a time set on it as its mtime, so a
+// second rsync -a finds the directory up to date; chmod and chown succeed
+// and change nothing (cp -rp, rsync -a set them).
 func (s *symbolNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	s.fsys.dirAttrOut(out)
-	return 0
+	sym := s.symbol()
+	if mtime, ok := in.GetMTime(); ok {
+		if err := s.fsys.db.SetSymbolModTime(uninterruptible(ctx), sym, mtime.UnixNano()); err != nil {
+			return s.fsys.fail("utimes", sym, err)
+		}
+	}
+	return s.Getattr(ctx, f, out)
 }
 
 func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -98,7 +98,10 @@ func TestSetFullHashAndMigrationFromVersion1(t *testing.T) {
 	err := db.withTx(ctx, func(tx *sql.Tx) error {
 		for _, stmt := range []string{
 			"DROP TABLE blob_claims", "DROP INDEX manifest_unhashed",
-			"ALTER TABLE manifest DROP COLUMN full_hash", "PRAGMA user_version = 1",
+			"ALTER TABLE manifest DROP COLUMN full_hash",
+			"DROP TRIGGER symbols_mtime_insert", "DROP TRIGGER manifest_mtime_insert",
+			"DROP TRIGGER manifest_mtime_delete", "DROP TRIGGER manifest_mtime_rename",
+			"ALTER TABLE symbols DROP COLUMN mtime_ns", "PRAGMA user_version = 1",
 		} {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return err

@@ -158,9 +158,9 @@ type controlFile struct {
 }
 
 var (
-	_ fs.NodeGetattrer  = (*controlFile)(nil)
-	_ fs.NodeSetattrer  = (*controlFile)(nil)
-	_ fs.NodeOpener     = (*controlFile)(nil)
+	_ fs.NodeGetattrer = (*controlFile)(nil)
+	_ fs.NodeSetattrer = (*controlFile)(nil)
+	_ fs.NodeOpener    = (*controlFile)(nil)
 )
 
 func (f *controlFile) fill(a *fuse.Attr) {

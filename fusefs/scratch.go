@@ -38,9 +38,9 @@ type scratchNode struct {
 }
 
 var (
-	_ fs.NodeGetattrer   = (*scratchNode)(nil)
-	_ fs.NodeSetattrer   = (*scratchNode)(nil)
-	_ fs.NodeOpener      = (*scratchNode)(nil)
+	_ fs.NodeGetattrer     = (*scratchNode)(nil)
+	_ fs.NodeSetattrer     = (*scratchNode)(nil)
+	_ fs.NodeOpener        = (*scratchNode)(nil)
 	_ fs.NodeGetxattrer    = (*scratchNode)(nil)
 	_ fs.NodeListxattrer   = (*scratchNode)(nil)
 	_ fs.NodeSetxattrer    = (*scratchNode)(nil)

@@ -87,6 +87,10 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	case kindEntry:
 		e, err := s.fsys.db.Get(uninterruptible(ctx), s.symbol(), key)
 		if err == manifest.ErrNotFound || (err != nil && toErrno(err) == syscall.ENOENT) {
+			if sc := s.fsys.scratchGet(s.symbol(), name); sc != nil {
+				// Made by mknod, not written and closed yet.
+				return s.scratchInode(ctx, sc, out), 0
+			}
 			s.fsys.stats.misses.Add(1)
 			return nil, syscall.ENOENT
 		}
@@ -190,6 +194,9 @@ func (s *symbolNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		e, err := s.fsys.db.Delete(uninterruptible(ctx), sym, key)
 		if err != nil {
 			if toErrno(err) == syscall.ENOENT {
+				if s.fsys.scratchRemove(sym, name) {
+					return 0 // made by mknod, never committed
+				}
 				return syscall.ENOENT
 			}
 			return s.fsys.fail("unlink", sym+"/"+name, err)
@@ -296,8 +303,35 @@ func (s *symbolNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return syscall.ENOTDIR
 }
 
+// Mknod makes an empty regular file: tar --xattrs makes each file so, sets
+// its attributes, then opens it for writing. A scratch name is a scratch
+// file; an entry's name is a placeholder, visible as an empty file until
+// the close of the descriptor that writes it commits it (or refuses it).
 func (s *symbolNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, s.fsys.refuse("mknod", s.symbol()+"/"+name, syscall.EPERM, onlyFiles)
+	sym := s.symbol()
+	if mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, s.fsys.refuse("mknod", sym+"/"+name, syscall.EPERM, onlyFiles)
+	}
+	kind, key, errno := classify(name)
+	switch kind {
+	case kindScratch:
+		sc, created := s.fsys.scratchCreate(sym, name)
+		if !created {
+			return nil, syscall.EEXIST
+		}
+		return s.scratchInode(ctx, sc, out), 0
+	case kindEntry:
+		if _, err := s.fsys.db.Get(uninterruptible(ctx), sym, key); err == nil {
+			return nil, syscall.EEXIST
+		}
+		sc, created := s.fsys.scratchCreate(sym, name)
+		if !created {
+			return nil, syscall.EEXIST
+		}
+		sc.commitSymbol, sc.commitKey = sym, key
+		return s.scratchInode(ctx, sc, out), 0
+	}
+	return nil, s.fsys.refuse("mknod", sym+"/"+name, errno, "entries are <key>.parquet of 1..200 bytes of UTF-8; dot-files are scratch")
 }
 
 func (s *symbolNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

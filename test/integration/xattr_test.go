@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -355,5 +356,48 @@ func TestLsLongSendsNoGetxattrPerEntry(t *testing.T) {
 	if calls > 4 || calls != unsupported {
 		t.Fatalf("ls -l of %d entries made %d getxattr calls (%d EOPNOTSUPP), want a few, all EOPNOTSUPP:\n%.2000s",
 			n, calls, unsupported, raw)
+	}
+}
+
+// TestMknodThenWriteCommitsAtClose: tar --xattrs makes each file with
+// mknod, sets its attributes, then opens it for writing. The name commits
+// at the close of that descriptor; content that is not parquet is refused
+// there and leaves no name behind.
+func TestMknodThenWriteCommitsAtClose(t *testing.T) {
+	m := mountT(t)
+	if err := os.Mkdir(m.path("AAPL"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := makeParquet(t, 1_000, 3)
+	for _, c := range []struct {
+		name string
+		data []byte
+		want syscall.Errno
+	}{{"good.parquet", data, 0}, {"junk.parquet", []byte("not parquet"), syscall.EINVAL}} {
+		p := m.path("AAPL", c.name)
+		if err := syscall.Mknod(p, syscall.S_IFREG|0o644, 0); err != nil {
+			t.Fatalf("mknod %s: %v", c.name, err)
+		}
+		sh(t, "setfattr", "-n", "user.featurefs.hash", "-v", "00", p)
+		if err := syscall.Mknod(p, syscall.S_IFREG|0o644, 0); err != syscall.EEXIST {
+			t.Fatalf("second mknod %s: %v, want EEXIST", c.name, err)
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatalf("open %s after mknod: %v", c.name, err)
+		}
+		if _, err := f.Write(c.data); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); c.want == 0 && err != nil {
+			t.Fatalf("close of %s: %v", c.name, err)
+		} else if c.want != 0 {
+			wantErrno(t, "close of "+c.name, err, c.want)
+		}
+	}
+	wantBytes(t, m.path("AAPL", "good.parquet"), data)
+	wantAbsent(t, m.path("AAPL", "junk.parquet"))
+	if got := ls(t, m.path("AAPL")); fmt.Sprint(got) != "[good.parquet]" {
+		t.Fatalf("AAPL holds %v", got)
 	}
 }

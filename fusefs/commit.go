@@ -27,6 +27,9 @@ func (fsys *FS) commit(ctx context.Context, symbol, key string, c *content) (*ve
 		return nil, fmt.Errorf("commit %s/%s: %w", symbol, entryName(key), err)
 	}
 	fsys.stats.commits.Add(1)
+	// The kernel dropped the directory's attributes when the file was
+	// created, not now that its commit moved the directory's mtime.
+	fsys.invalidateDir(symbol)
 	return v, nil
 }
 

@@ -26,6 +26,7 @@ const (
 // controlDir is .control: resolvable by name, never listed in the root.
 type controlDir struct {
 	fs.Inode
+	controlXattrs
 	fsys *FS
 }
 
@@ -114,21 +115,52 @@ func (fsys *FS) controlRefused(op, name string) syscall.Errno {
 	return syscall.EACCES
 }
 
+// controlXattrs: the control directory and files have no attributes and
+// take none (they are fixed, so setting one is refused as any other change
+// is), and answer the namespaces the mount does not keep as every node does.
+type controlXattrs struct{}
+
+var (
+	_ fs.NodeGetxattrer    = controlXattrs{}
+	_ fs.NodeListxattrer   = controlXattrs{}
+	_ fs.NodeSetxattrer    = controlXattrs{}
+	_ fs.NodeRemovexattrer = controlXattrs{}
+)
+
+func (controlXattrs) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, getNoXattr(attr)
+}
+
+func (controlXattrs) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return 0, 0
+}
+
+func (controlXattrs) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if foreignXattr(attr) {
+		return syscall.EOPNOTSUPP
+	}
+	return syscall.EACCES
+}
+
+func (controlXattrs) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return controlXattrs{}.Setxattr(ctx, attr, nil, 0)
+}
+
 // controlFile is one of gc, stats, errors. Its content is produced at open,
 // so every open sees a fresh snapshot; the size shows as 0, which is why
 // handles use direct I/O (the kernel would otherwise stop reading at 0).
 type controlFile struct {
 	fs.Inode
+	controlXattrs
 	fsys     *FS
 	name     string
 	writable bool
 }
 
 var (
-	_ fs.NodeGetattrer  = (*controlFile)(nil)
-	_ fs.NodeSetattrer  = (*controlFile)(nil)
-	_ fs.NodeOpener     = (*controlFile)(nil)
-	_ fs.NodeGetxattrer = (*controlFile)(nil)
+	_ fs.NodeGetattrer = (*controlFile)(nil)
+	_ fs.NodeSetattrer = (*controlFile)(nil)
+	_ fs.NodeOpener    = (*controlFile)(nil)
 )
 
 func (f *controlFile) fill(a *fuse.Attr) {
@@ -147,10 +179,6 @@ func (f *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.A
 	// Content changes all the time; never cache the attributes.
 	out.SetTimeout(0)
 	return 0
-}
-
-func (f *controlFile) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
 }
 
 func (f *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

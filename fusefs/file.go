@@ -454,9 +454,13 @@ func (n *fileNode) xattr(name string) (string, bool) {
 }
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if foreignXattr(attr) {
+		// Includes security.capability, asked before every write: answered
+		// without a look at the version.
+		return 0, syscall.EOPNOTSUPP
+	}
 	v, ok := n.xattr(attr)
 	if !ok {
-		// Includes security.capability, asked before every write.
 		return 0, syscall.ENODATA
 	}
 	return copyXattr(dest, v)
@@ -474,15 +478,14 @@ func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 	return copyXattr(dest, string(list))
 }
 
+// Setxattr and Removexattr change nothing: user.featurefs.* follow the
+// content, and other user.* names are not stored (see xattr.go).
 func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if len(attr) >= len(xattrPrefix) && attr[:len(xattrPrefix)] == xattrPrefix {
-		return syscall.EPERM
-	}
-	return syscall.ENOTSUP
+	return setNoXattr(attr)
 }
 
 func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return n.Setxattr(ctx, attr, nil, 0)
+	return setNoXattr(attr)
 }
 
 // copyXattr follows getxattr(2): an empty buffer asks for the size.

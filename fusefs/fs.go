@@ -70,9 +70,12 @@ type Config struct {
 	Failpoint func(name string)
 }
 
-// Inode numbers. Entries use their manifest row id, so a version keeps its
-// number across remounts; symbols hash their name; files that are not
-// committed yet count up from pendingInoBase.
+// Inode numbers. The root is 1, as on most local filesystems (0 would show
+// as "?" in ls -i, and some tools take it for "no inode"); the control
+// files sit just above it. Entries use entryInoBase plus their manifest row
+// id, so a version keeps its number across remounts and never meets the
+// fixed numbers; symbols hash their name into the range above symbolInoBit;
+// files that are not committed yet count up from pendingInoBase.
 const (
 	rootIno        = 1
 	controlDirIno  = 2
@@ -197,8 +200,9 @@ func Mount(mountpoint string, fsys *FS, mo MountOptions) (*fuse.Server, error) {
 	// everyone as soon as its commit returns, and a negative entry has no
 	// inode that a commit or the change log could invalidate.
 	opts := &fs.Options{
-		UID: fsys.cfg.UID,
-		GID: fsys.cfg.GID,
+		UID:            fsys.cfg.UID,
+		GID:            fsys.cfg.GID,
+		RootStableAttr: &fs.StableAttr{Ino: rootIno},
 		MountOptions: fuse.MountOptions{
 			FsName:     mo.FsName,
 			Name:       "featurefs",

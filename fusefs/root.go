@@ -2,11 +2,15 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"featurefs/manifest"
 )
 
 // rootNode is the mountpoint: one directory per symbol, plus .control,
@@ -14,6 +18,7 @@ import (
 // tools walking the mount never touch it).
 type rootNode struct {
 	fs.Inode
+	noXattrs
 	fsys *FS
 }
 
@@ -52,18 +57,18 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	if checkComponent(name) != 0 {
 		return nil, syscall.ENOENT
 	}
-	ok, err := r.fsys.db.SymbolExists(uninterruptible(ctx), name)
+	mtimeNS, err := r.fsys.db.SymbolModTime(uninterruptible(ctx), name)
+	if errors.Is(err, manifest.ErrNotFound) {
+		return nil, syscall.ENOENT
+	}
 	if err != nil {
 		return nil, r.fsys.fail("lookup", name, err)
 	}
-	if !ok {
-		return nil, syscall.ENOENT
-	}
-	return r.symbolInode(ctx, name, out), 0
+	return r.symbolInode(ctx, name, mtimeNS, out), 0
 }
 
-func (r *rootNode) symbolInode(ctx context.Context, name string, out *fuse.EntryOut) *fs.Inode {
-	dirAttr(r.fsys, &out.Attr)
+func (r *rootNode) symbolInode(ctx context.Context, name string, mtimeNS int64, out *fuse.EntryOut) *fs.Inode {
+	symbolAttr(r.fsys, &out.Attr, mtimeNS)
 	r.fsys.cacheName(out, r.fsys.cfg.CacheTimeout)
 	out.Ino = symbolIno(name)
 	return r.NewInode(ctx, &symbolNode{fsys: r.fsys, name: name}, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: out.Ino})
@@ -101,7 +106,11 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 	if err := r.fsys.db.Mkdir(uninterruptible(ctx), name); err != nil {
 		return nil, r.fsys.fail("mkdir", name, err)
 	}
-	return r.symbolInode(ctx, name, out), 0
+	mtimeNS, err := r.fsys.db.SymbolModTime(uninterruptible(ctx), name)
+	if err != nil {
+		return nil, r.fsys.fail("mkdir", name, err)
+	}
+	return r.symbolInode(ctx, name, mtimeNS, out), 0
 }
 
 func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -188,11 +197,21 @@ func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 	return 0
 }
 
-// dirAttrOut answers GETATTR and SETATTR of a directory: directories never
-// change, so the kernel may keep them as long as names.
+// dirAttrOut answers GETATTR and SETATTR of the root and the control
+// directory: they never change, so the kernel may keep them as long as names.
 func (fsys *FS) dirAttrOut(out *fuse.AttrOut) {
 	dirAttr(fsys, &out.Attr)
 	out.SetTimeout(fsys.cfg.CacheTimeout)
+}
+
+// symbolAttr fills a symbol directory's attributes: its mtime (and ctime)
+// is the manifest's, which moves with every change of its entries.
+func symbolAttr(fsys *FS, a *fuse.Attr, mtimeNS int64) {
+	dirAttr(fsys, a)
+	if mtimeNS != 0 {
+		t := time.Unix(0, mtimeNS)
+		a.SetTimes(&t, &t, &t)
+	}
 }
 
 // dirAttr fills the attributes every directory shares.

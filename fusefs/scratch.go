@@ -35,14 +35,20 @@ type scratchNode struct {
 	// lock; until it lands, path calls get ESTALE, which the kernel answers
 	// by looking the name up again and finding the entry.
 	renamed atomic.Bool
+	// commitKey, for a file made by mknod under an entry's name, is that
+	// entry's key in commitSymbol: the first close of a descriptor that
+	// wrote to it commits the content, as the close of a created file does.
+	commitSymbol, commitKey string
 }
 
 var (
-	_ fs.NodeGetattrer   = (*scratchNode)(nil)
-	_ fs.NodeSetattrer   = (*scratchNode)(nil)
-	_ fs.NodeOpener      = (*scratchNode)(nil)
-	_ fs.NodeGetxattrer  = (*scratchNode)(nil)
-	_ fs.NodeListxattrer = (*scratchNode)(nil)
+	_ fs.NodeGetattrer     = (*scratchNode)(nil)
+	_ fs.NodeSetattrer     = (*scratchNode)(nil)
+	_ fs.NodeOpener        = (*scratchNode)(nil)
+	_ fs.NodeGetxattrer    = (*scratchNode)(nil)
+	_ fs.NodeListxattrer   = (*scratchNode)(nil)
+	_ fs.NodeSetxattrer    = (*scratchNode)(nil)
+	_ fs.NodeRemovexattrer = (*scratchNode)(nil)
 )
 
 func (fsys *FS) scratchGet(symbol, name string) *scratchNode {
@@ -159,7 +165,7 @@ func (sc *scratchNode) Getxattr(ctx context.Context, attr string, dest []byte) (
 	if sc.renamed.Load() {
 		return 0, syscall.ESTALE
 	}
-	return 0, syscall.ENODATA
+	return 0, getNoXattr(attr)
 }
 
 func (sc *scratchNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
@@ -169,7 +175,27 @@ func (sc *scratchNode) Listxattr(ctx context.Context, dest []byte) (uint32, sysc
 	return 0, 0
 }
 
+// Setxattr and Removexattr change nothing: rsync -X sets the attributes of
+// the file it copies on its scratch file before renaming it to the entry,
+// whose own attributes are computed (see xattr.go).
+func (sc *scratchNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if sc.renamed.Load() {
+		return syscall.ESTALE
+	}
+	return setNoXattr(attr)
+}
+
+func (sc *scratchNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if sc.renamed.Load() {
+		return syscall.ESTALE
+	}
+	return setNoXattr(attr)
+}
+
 func (sc *scratchNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if f == nil && sc.renamed.Load() {
+		return syscall.ESTALE
+	}
 	if size, ok := in.GetSize(); ok {
 		if err := sc.content.truncate(ctx, int64(size)); err != nil {
 			return sc.fsys.fail("truncate", sc.name, err)
@@ -194,13 +220,14 @@ func (sc *scratchNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, u
 	}
 	sc.opens.Add(1)
 	sc.touch()
-	return &scratchHandle{node: sc}, fuse.FOPEN_DIRECT_IO, 0
+	return &scratchHandle{node: sc, writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // scratchHandle reads and writes a scratch file's content; closing it
-// commits nothing.
+// commits nothing, unless the file was made by mknod under an entry's name.
 type scratchHandle struct {
-	node *scratchNode
+	node     *scratchNode
+	writable bool
 }
 
 var (
@@ -228,7 +255,33 @@ func (h *scratchHandle) Write(ctx context.Context, data []byte, off int64) (uint
 	return uint32(n), 0
 }
 
-func (h *scratchHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
+func (h *scratchHandle) Flush(ctx context.Context) syscall.Errno {
+	sc := h.node
+	if sc.commitKey == "" || !h.writable || sc.renamed.Load() {
+		return 0
+	}
+	return sc.fsys.commitMknod(ctx, sc)
+}
+
+// commitMknod commits a file made by mknod under an entry's name at the
+// close of its writer. Committed or refused, the placeholder is gone after:
+// a name that is not a committed entry must not stay visible.
+func (fsys *FS) commitMknod(ctx context.Context, sc *scratchNode) syscall.Errno {
+	sym, key := sc.commitSymbol, sc.commitKey
+	path := sym + "/" + entryName(key)
+	_, err := fsys.commit(ctx, sym, key, sc.content)
+	sc.renamed.Store(true)
+	fsys.scratchRemove(sym, entryName(key))
+	if dir := fsys.root.EmbeddedInode().GetChild(sym); dir != nil {
+		// The kernel holds the placeholder's inode under the name; drop it
+		// so the next lookup finds the entry (ESTALE meanwhile).
+		go dir.NotifyEntry(entryName(key))
+	}
+	if err != nil {
+		return fsys.fail("close", path, err)
+	}
+	return 0
+}
 
 func (h *scratchHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if err := h.node.content.fsync(); err != nil {

@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -15,6 +16,7 @@ import (
 // manifest plus its scratch dot-files.
 type symbolNode struct {
 	fs.Inode
+	noXattrs
 	fsys *FS
 	// name is the symbol when the node was made; symbol() follows renames.
 	name string
@@ -42,15 +44,35 @@ func (s *symbolNode) symbol() string {
 	return s.name
 }
 
+// Getattr shows the manifest's mtime of the directory. The kernel may keep
+// it long: changes through this mount and those the change log reports
+// invalidate it (see invalidateDir).
 func (s *symbolNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	s.fsys.dirAttrOut(out)
+	sym := s.symbol()
+	mtimeNS, err := s.fsys.db.SymbolModTime(uninterruptible(ctx), sym)
+	if errors.Is(err, manifest.ErrNotFound) {
+		// Removed (by another daemon) while the kernel held the inode.
+		return syscall.ENOENT
+	}
+	if err != nil {
+		return s.fsys.fail("getattr", sym, err)
+	}
+	symbolAttr(s.fsys, &out.Attr, mtimeNS)
+	out.SetTimeout(s.fsys.cfg.CacheTimeout)
 	return 0
 }
 
-// Setattr of a symbol directory succeeds and changes nothing (cp -rp, rsync -a).
+// Setattr of a symbol directory keeps a time set on it as its mtime, so a
+// second rsync -a finds the directory up to date; chmod and chown succeed
+// and change nothing (cp -rp, rsync -a set them).
 func (s *symbolNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	s.fsys.dirAttrOut(out)
-	return 0
+	sym := s.symbol()
+	if mtime, ok := in.GetMTime(); ok {
+		if err := s.fsys.db.SetSymbolModTime(uninterruptible(ctx), sym, mtime.UnixNano()); err != nil {
+			return s.fsys.fail("utimes", sym, err)
+		}
+	}
+	return s.Getattr(ctx, f, out)
 }
 
 func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -67,6 +89,10 @@ func (s *symbolNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		if err == manifest.ErrNotFound || (err != nil && toErrno(err) == syscall.ENOENT) {
 			if p, _ := s.fsys.pendingFor(s.symbol(), key, callerUID(ctx), false); p != nil {
 				return s.pendingInode(ctx, p, out), 0
+			}
+			if sc := s.fsys.scratchGet(s.symbol(), name); sc != nil {
+				// Made by mknod, not written and closed yet.
+				return s.scratchInode(ctx, sc, out), 0
 			}
 			s.fsys.stats.misses.Add(1)
 			return nil, syscall.ENOENT
@@ -210,6 +236,9 @@ func (s *symbolNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		e, err := s.fsys.db.Delete(uninterruptible(ctx), sym, key)
 		if err != nil {
 			if toErrno(err) == syscall.ENOENT {
+				if s.fsys.scratchRemove(sym, name) {
+					return 0 // made by mknod, never committed
+				}
 				return syscall.ENOENT
 			}
 			return s.fsys.fail("unlink", sym+"/"+name, err)
@@ -316,8 +345,35 @@ func (s *symbolNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return syscall.ENOTDIR
 }
 
+// Mknod makes an empty regular file: tar --xattrs makes each file so, sets
+// its attributes, then opens it for writing. A scratch name is a scratch
+// file; an entry's name is a placeholder, visible as an empty file until
+// the close of the descriptor that writes it commits it (or refuses it).
 func (s *symbolNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, s.fsys.refuse("mknod", s.symbol()+"/"+name, syscall.EPERM, onlyFiles)
+	sym := s.symbol()
+	if mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, s.fsys.refuse("mknod", sym+"/"+name, syscall.EPERM, onlyFiles)
+	}
+	kind, key, errno := classify(name)
+	switch kind {
+	case kindScratch:
+		sc, created := s.fsys.scratchCreate(sym, name)
+		if !created {
+			return nil, syscall.EEXIST
+		}
+		return s.scratchInode(ctx, sc, out), 0
+	case kindEntry:
+		if _, err := s.fsys.db.Get(uninterruptible(ctx), sym, key); err == nil {
+			return nil, syscall.EEXIST
+		}
+		sc, created := s.fsys.scratchCreate(sym, name)
+		if !created {
+			return nil, syscall.EEXIST
+		}
+		sc.commitSymbol, sc.commitKey = sym, key
+		return s.scratchInode(ctx, sc, out), 0
+	}
+	return nil, s.fsys.refuse("mknod", sym+"/"+name, errno, "entries are <key>.parquet of 1..200 bytes of UTF-8; dot-files are scratch")
 }
 
 func (s *symbolNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"errors"
+	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -49,7 +50,9 @@ func (fsys *FS) Poll(ctx context.Context) {
 		return
 	}
 	fsys.watchCursor = cursor
+	changed := make(map[string]bool)
 	for _, c := range changes {
+		changed[c.Symbol] = true
 		if c.Key == "" {
 			// A symbol was made, removed or renamed.
 			root.NotifyEntry(c.Symbol)
@@ -68,6 +71,29 @@ func (fsys *FS) Poll(ctx context.Context) {
 		dir.NotifyEntry(entryName(c.Key))
 		fsys.stats.notifyInvalidation.Add(1)
 	}
+	// Every change moved its directory's mtime, including this mount's own
+	// (the kernel cannot tell an entry's commit at close or GC's removal
+	// from no change at all): one notification per directory and poll.
+	for symbol := range changed {
+		fsys.invalidateDir(symbol)
+	}
+}
+
+// invalidateDir makes the kernel ask again for a symbol directory's
+// attributes (its mtime), if it holds them. It leaves the directory's names
+// alone and takes no lock the kernel might hold for a request in progress,
+// so it may be called from any request. A short attribute timeout for
+// directories would instead cost a GETATTR round trip per stat, and per
+// permission check through the directory, whether anything changed or not.
+func (fsys *FS) invalidateDir(symbol string) {
+	dir := fsys.root.EmbeddedInode().GetChild(symbol)
+	if dir == nil {
+		return
+	}
+	// A negative offset invalidates the attributes only.
+	if errno := dir.NotifyContent(-1, 0); errno != 0 && errno != syscall.ENOENT {
+		fsys.log.Debug("invalidate directory attributes", "symbol", symbol, "errno", errno)
+	}
 }
 
 // invalidateAll drops every name below the root from the kernel's cache.
@@ -79,6 +105,7 @@ func (fsys *FS) invalidateAll(root *fs.Inode) {
 		for name := range dir.Children() {
 			dir.NotifyEntry(name)
 		}
+		fsys.invalidateDir(symbol)
 		root.NotifyEntry(symbol)
 	}
 }

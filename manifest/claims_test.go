@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -94,22 +93,7 @@ func TestSetFullHashAndMigrationFromVersion1(t *testing.T) {
 		t.Fatalf("SetFullHash of a gone version: %v", err)
 	}
 
-	// Turn the file back into version 1 and open it again.
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
-		for _, stmt := range []string{
-			"DROP TABLE blob_claims", "DROP INDEX manifest_unhashed", "DROP INDEX manifest_compressible",
-			"ALTER TABLE manifest DROP COLUMN full_hash", "ALTER TABLE manifest DROP COLUMN compressible",
-			"PRAGMA user_version = 1",
-		} {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	downgradeToV1(t, db)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

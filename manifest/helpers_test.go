@@ -106,3 +106,28 @@ func countRows(t testing.TB, db *DB, query string, args ...any) int64 {
 	}
 	return n
 }
+
+// downgradeToV1 turns db's file back into schema version 1: what version 2
+// added is dropped, so the next Open migrates it again.
+func downgradeToV1(t testing.TB, db *DB) {
+	t.Helper()
+	ctx := context.Background()
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		for _, stmt := range []string{
+			"DROP TRIGGER symbols_mtime_insert", "DROP TRIGGER manifest_mtime_insert",
+			"DROP TRIGGER manifest_mtime_delete", "DROP TRIGGER manifest_mtime_rename",
+			"ALTER TABLE symbols DROP COLUMN mtime_ns",
+			"DROP TABLE blob_claims", "DROP INDEX manifest_unhashed", "DROP INDEX manifest_compressible",
+			"ALTER TABLE manifest DROP COLUMN full_hash", "ALTER TABLE manifest DROP COLUMN compressible",
+			"PRAGMA user_version = 1",
+		} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("%s: %w", stmt, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("downgrade to version 1: %v", err)
+	}
+}

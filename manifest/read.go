@@ -149,6 +149,23 @@ func (db *DB) SymbolExists(ctx context.Context, symbol string) (bool, error) {
 	return ok, nil
 }
 
+// SymbolModTime returns the symbol directory's mtime in Unix nanoseconds:
+// when an entry was last added, removed or renamed into or out of it, or the
+// time set by SetSymbolModTime since. ErrNotFound if the symbol does not exist.
+func (db *DB) SymbolModTime(ctx context.Context, symbol string) (int64, error) {
+	var ns int64
+	err := db.read(ctx, func() error {
+		return db.r.QueryRowContext(ctx, "SELECT mtime_ns FROM symbols WHERE name = ?", symbol).Scan(&ns)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("symbol %s: %w", symbol, err)
+	}
+	return ns, nil
+}
+
 // References reports whether any row names the blob path.
 func (db *DB) References(ctx context.Context, path string) (bool, error) {
 	var ok bool

@@ -11,8 +11,9 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. Version 0 is the original
 // layout: table manifest without id, logical_size_bytes and mtime_ns, and no
-// symbols or changes tables. Version 2 adds manifest.full_hash and
-// manifest.compressible and table blob_claims (see docs/design.md).
+// symbols or changes tables. Version 2 adds manifest.full_hash,
+// manifest.compressible, table blob_claims and symbols.mtime_ns (see
+// docs/design.md).
 const schemaVersion = 2
 
 // errNotManifest marks a SQLite file that holds something else.
@@ -74,7 +75,7 @@ var schemaRest = []string{
 	unhashedIndex,
 	compressibleIndex,
 
-	`CREATE TABLE IF NOT EXISTS symbols (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID`,
+	symbolsTable,
 	blobClaimsTable,
 	`CREATE TABLE IF NOT EXISTS changes (
 		seq    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,6 +112,41 @@ var schemaRest = []string{
 	END`,
 	`CREATE TRIGGER symbols_changes_delete AFTER DELETE ON symbols BEGIN
 		INSERT INTO changes (symbol, key) VALUES (OLD.name, '');
+	END`,
+}
+
+// symbolsTable lists the symbol directories. mtime_ns is the directory's
+// mtime, kept here rather than by each daemon so that every daemon on the
+// cache root shows the same one and it survives a remount; 0 until the
+// insert trigger sets it.
+const symbolsTable = `CREATE TABLE IF NOT EXISTS symbols (
+	name     TEXT PRIMARY KEY NOT NULL,
+	mtime_ns INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID`
+
+// nowNS is SQLite's clock in nanoseconds (millisecond resolution). The
+// triggers below take the time from SQLite because a delete has no statement
+// value to take it from, and GC deletes rows without this package's clock.
+const nowNS = `CAST(unixepoch('subsec') * 1000000000 AS INTEGER)`
+
+// symbolMTimeTriggers keep symbols.mtime_ns: a directory's mtime moves when
+// an entry is added, removed or renamed into or out of it (a replace is a
+// delete and an insert), whoever changes the row. It moves to now but always
+// forward by at least 1 ns, so two changes within SQLite's millisecond still
+// order for make and find -newer.
+var symbolMTimeTriggers = []string{
+	`CREATE TRIGGER symbols_mtime_insert AFTER INSERT ON symbols WHEN NEW.mtime_ns = 0 BEGIN
+		UPDATE symbols SET mtime_ns = ` + nowNS + ` WHERE name = NEW.name;
+	END`,
+	`CREATE TRIGGER manifest_mtime_insert AFTER INSERT ON manifest BEGIN
+		UPDATE symbols SET mtime_ns = max(mtime_ns + 1, ` + nowNS + `) WHERE name = NEW.symbol;
+	END`,
+	`CREATE TRIGGER manifest_mtime_delete AFTER DELETE ON manifest BEGIN
+		UPDATE symbols SET mtime_ns = max(mtime_ns + 1, ` + nowNS + `) WHERE name = OLD.symbol;
+	END`,
+	`CREATE TRIGGER manifest_mtime_rename AFTER UPDATE OF symbol, key ON manifest
+		WHEN NEW.symbol IS NOT OLD.symbol OR NEW.key IS NOT OLD.key BEGIN
+		UPDATE symbols SET mtime_ns = max(mtime_ns + 1, ` + nowNS + `) WHERE name IN (OLD.symbol, NEW.symbol);
 	END`,
 }
 
@@ -167,7 +203,7 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 func createSchema(ctx context.Context, tx *sql.Tx) error {
-	for _, stmt := range append([]string{manifestTable}, schemaRest...) {
+	for _, stmt := range slices.Concat([]string{manifestTable}, schemaRest, symbolMTimeTriggers) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
@@ -177,15 +213,22 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 
 // migrateV1 adds what version 2 brought: the full content hash of entries
 // hashed by their footer (empty until computed, see DB.SetFullHash) and the
-// table of blobs GC claimed.
+// table of blobs GC claimed, and the symbol directories' mtimes, which
+// start at the newest commit time of each symbol's entries (now for an
+// empty one: its history is not known).
 func migrateV1(ctx context.Context, tx *sql.Tx) error {
-	for _, stmt := range []string{
+	stmts := []string{
 		`ALTER TABLE manifest ADD COLUMN full_hash TEXT NOT NULL DEFAULT ''`,
 		unhashedIndex,
 		`ALTER TABLE manifest ADD COLUMN compressible INTEGER NOT NULL DEFAULT 0`,
 		compressibleIndex,
 		blobClaimsTable,
-	} {
+		`ALTER TABLE symbols ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE symbols SET mtime_ns = COALESCE(
+			(SELECT NULLIF(max(created_ts), 0) * 1000000000 FROM manifest WHERE symbol = symbols.name),
+			` + nowNS + `)`,
+	}
+	for _, stmt := range slices.Concat(stmts, symbolMTimeTriggers) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err
 		}
@@ -244,13 +287,14 @@ func (db *DB) migrateV0(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 	}
-	for _, stmt := range schemaRest {
+	for _, stmt := range slices.Concat(schemaRest, symbolMTimeTriggers) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err
 		}
 	}
 	// Symbols of the copied rows; the triggers did not exist during the copy.
-	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO symbols (name) SELECT DISTINCT symbol FROM manifest"); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO symbols (name, mtime_ns)
+		SELECT symbol, max(created_ts) * 1000000000 FROM manifest GROUP BY symbol`); err != nil {
 		return err
 	}
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM manifest").Scan(&after); err != nil {

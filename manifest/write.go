@@ -519,6 +519,28 @@ func (db *DB) SetModTime(ctx context.Context, id int64, mtimeNS int64) error {
 	return nil
 }
 
+// SetSymbolModTime sets the symbol directory's mtime (utimes of the
+// directory, as cp -a and rsync -a do after filling it); the next change of
+// its entries moves it again. ErrNotFound if the symbol does not exist.
+func (db *DB) SetSymbolModTime(ctx context.Context, symbol string, mtimeNS int64) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE symbols SET mtime_ns = ? WHERE name = ?", mtimeNS, symbol)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set mtime of symbol %s: %w", symbol, err)
+	}
+	return nil
+}
+
 func symbolExists(ctx context.Context, q queryer, symbol string) (bool, error) {
 	var ok bool
 	err := q.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM symbols WHERE name = ?)", symbol).Scan(&ok)

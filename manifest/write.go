@@ -501,8 +501,17 @@ func (db *DB) Rmdir(ctx context.Context, symbol string) error {
 
 // SetModTime sets the mtime shown for the version id; ErrNotFound if gone.
 func (db *DB) SetModTime(ctx context.Context, id int64, mtimeNS int64) error {
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE manifest SET mtime_ns = ? WHERE id = ?", mtimeNS, id)
+	if err := db.updateOne(ctx, "UPDATE manifest SET mtime_ns = ? WHERE id = ?", mtimeNS, id); err != nil {
+		return fmt.Errorf("set mtime of id %d: %w", id, err)
+	}
+	return nil
+}
+
+// updateOne runs one UPDATE in its own transaction; ErrNotFound when it
+// changed no row.
+func (db *DB) updateOne(ctx context.Context, query string, args ...any) error {
+	return db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -513,29 +522,13 @@ func (db *DB) SetModTime(ctx context.Context, id int64, mtimeNS int64) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("set mtime of id %d: %w", id, err)
-	}
-	return nil
 }
 
 // SetSymbolModTime sets the symbol directory's mtime (utimes of the
 // directory, as cp -a and rsync -a do after filling it); the next change of
 // its entries moves it again. ErrNotFound if the symbol does not exist.
 func (db *DB) SetSymbolModTime(ctx context.Context, symbol string, mtimeNS int64) error {
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE symbols SET mtime_ns = ? WHERE name = ?", mtimeNS, symbol)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
+	if err := db.updateOne(ctx, "UPDATE symbols SET mtime_ns = ? WHERE name = ?", mtimeNS, symbol); err != nil {
 		return fmt.Errorf("set mtime of symbol %s: %w", symbol, err)
 	}
 	return nil

@@ -32,12 +32,12 @@
 //   - Elsewhere (the *_other.go files; cross-compiled for Windows and macOS,
 //     and tested on Linux with -tags blobstore_osroot): paths are resolved
 //     with os.Root, which refuses any path that leaves the root, through ".."
-//     or a symlink, but follows a symlink that stays inside it; on Unix its Chmod and Chtimes
-//     may act on a symlink swapped in meanwhile. The lock is flock(2) on
-//     Unix and LockFileEx on a byte past any file's end on Windows (its
-//     locks are mandatory). A rename checks the target is free first (two
-//     steps, not one). Directories are fsynced on Unix, not on Windows,
-//     which cannot flush a directory handle.
+//     or a symlink, but follows a symlink that stays inside it; on Unix its
+//     Chmod and Chtimes may act on a symlink swapped in meanwhile. The lock
+//     is flock(2) on Unix and LockFileEx on a byte past any file's end on
+//     Windows (its locks are mandatory). A rename checks the target is free
+//     first (two steps, not one). Directories are fsynced on Unix, not on
+//     Windows, which cannot flush a directory handle.
 //
 // The cache root itself may be a symlink; only what is beneath it is confined.
 package blobstore

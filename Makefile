@@ -77,8 +77,8 @@ check:
 	$(STATICCHECK) ./...
 
 ## cross: build fsmount.exe (gc, stats, verify) for Windows and vet the non-Linux code; nothing here runs it
-# SQLite is cgo, so Windows is a cgo cross-build with mingw-w64 (about 3
-# minutes cold on 2 cores, seconds once cached). macOS is not built: there
+# SQLite is cgo, so Windows is a cgo cross-build with mingw-w64 (1.5-3
+# minutes cold on 2 cores, about 5 s once cached). macOS is not built: there
 # is no macOS SDK for cgo here. The os.Root blob store that Windows and macOS
 # use is tested on Linux through its build tag.
 WIN_ENV := CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc

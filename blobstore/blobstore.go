@@ -18,11 +18,28 @@
 //	quarantine/                          blobs set aside by integrity checks
 //
 // Files in staging/ and blobs that are published but not yet referenced by the
-// manifest hold an exclusive flock(2) for as long as their owner needs them;
+// manifest hold an exclusive lock for as long as their owner needs them;
 // RemoveUnlocked never deletes a locked file, so a garbage collector in any
 // process can sweep both directories without racing a commit in flight.
 //
-// The package is Linux-only: confinement relies on openat2(2).
+// What confinement and locking each platform gets:
+//
+//   - Linux (the *_linux.go files): every path is resolved with openat2(2)
+//     beneath the root's descriptor with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|
+//     RESOLVE_NO_MAGICLINKS, so no symlink is ever followed, inside the root
+//     or out; the lock is flock(2); renames use RENAME_NOREPLACE; directories
+//     are fsynced; sync_file_range starts write-out early.
+//   - Elsewhere (the *_other.go files; cross-compiled for Windows and macOS,
+//     and tested on Linux with -tags blobstore_osroot): paths are resolved
+//     with os.Root, which refuses any path that leaves the root, through ".."
+//     or a symlink, but follows a symlink that stays inside it; on Unix its
+//     Chmod and Chtimes may act on a symlink swapped in meanwhile. The lock
+//     is flock(2) on Unix and LockFileEx on a byte past any file's end on
+//     Windows (its locks are mandatory). A rename checks the target is free
+//     first (two steps, not one). Directories are fsynced on Unix, not on
+//     Windows, which cannot flush a directory handle.
+//
+// The cache root itself may be a symlink; only what is beneath it is confined.
 package blobstore
 
 import (
@@ -37,7 +54,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/sys/unix"
 )
 
 // Compression is the --compression policy.
@@ -113,9 +129,9 @@ type Options struct {
 // Store is the blob and staging area of one cache root. It is safe for
 // concurrent use.
 type Store struct {
-	root   string
-	rootFD int // O_PATH descriptor every path is resolved beneath
-	opts   Options
+	root    string
+	rootDir // the open root every path is resolved beneath
+	opts    Options
 
 	enc *zstd.Encoder // EncodeAll is safe for concurrent use
 	dec *zstd.Decoder // DecodeAll is safe for concurrent use
@@ -175,14 +191,14 @@ func Open(root string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("blobstore: create cache root: %w", err)
 	}
 	// The root itself may be a symlink the user chose (say to a bigger disk);
-	// everything beneath it is resolved without following any.
-	fd, err := unix.Open(abs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	// what is beneath it is resolved as openRootDir's platform allows.
+	dir, err := openRootDir(abs)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
+		return nil, err
 	}
-	s := &Store{root: abs, rootFD: fd, opts: opts, readAhead: semaphore.NewWeighted(readAheadBudget)}
+	s := &Store{root: abs, rootDir: dir, opts: opts, readAhead: semaphore.NewWeighted(readAheadBudget)}
 	if err := s.makeDirs(); err != nil {
-		unix.Close(fd)
+		dir.close()
 		return nil, err
 	}
 	n := runtime.GOMAXPROCS(0)
@@ -204,7 +220,7 @@ func Open(root string, opts Options) (*Store, error) {
 		zstd.WithEncoderCRC(true),
 	)
 	if err != nil {
-		unix.Close(fd)
+		dir.close()
 		return nil, fmt.Errorf("blobstore: zstd encoder: %w", err)
 	}
 	s.dec, err = zstd.NewReader(nil,
@@ -213,45 +229,10 @@ func Open(root string, opts Options) (*Store, error) {
 	)
 	if err != nil {
 		s.enc.Close()
-		unix.Close(fd)
+		dir.close()
 		return nil, fmt.Errorf("blobstore: zstd decoder: %w", err)
 	}
 	return s, nil
-}
-
-// makeDirs creates blobs/, staging/ and quarantine/ and makes them durable.
-// Ones an older version made open to others are made private: every blob
-// and staging file lies beneath them, so this closes an old cache root
-// without walking its files.
-func (s *Store) makeDirs() error {
-	created := false
-	for _, d := range []string{BlobsDir, StagingDir, QuarantineDir} {
-		err := unix.Mkdirat(s.rootFD, d, dirMode)
-		switch {
-		case err == nil:
-			created = true
-		case errors.Is(err, unix.EEXIST):
-		default:
-			return &os.PathError{Op: "mkdir", Path: s.abs(d), Err: err}
-		}
-		// Refuse a symlink or a file in place of a directory now rather than
-		// on the first publish.
-		fd, err := s.openat(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: s.abs(d), Err: err}
-		}
-		err = makePrivate(fd)
-		unix.Close(fd)
-		if err != nil {
-			return &os.PathError{Op: "chmod", Path: s.abs(d), Err: err}
-		}
-	}
-	if created {
-		// The new directories must survive a crash before anything is
-		// published into them.
-		return s.syncDir(".")
-	}
-	return nil
 }
 
 // Close releases the store's descriptors and codecs. Readers, staged files
@@ -259,7 +240,7 @@ func (s *Store) makeDirs() error {
 func (s *Store) Close() error {
 	s.enc.Close()
 	s.dec.Close()
-	if err := unix.Close(s.rootFD); err != nil {
+	if err := s.rootDir.close(); err != nil {
 		return &os.PathError{Op: "close", Path: s.root, Err: err}
 	}
 	return nil

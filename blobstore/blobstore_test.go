@@ -1,3 +1,5 @@
+//go:build linux
+
 package blobstore
 
 import (
@@ -890,4 +892,14 @@ func TestWroteWritesOutOnlyWhatStaysRaw(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exists reports whether rel exists under the store's root (no following).
+func exists(t testing.TB, s *Store, rel string) bool {
+	t.Helper()
+	_, err := os.Lstat(s.abs(rel))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return err == nil
 }

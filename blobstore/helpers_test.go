@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 )
 
@@ -134,14 +133,4 @@ func openBlob(t testing.TB, s *Store, path string) Reader {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
-}
-
-// exists reports whether rel exists under the store's root (no following).
-func exists(t testing.TB, s *Store, rel string) bool {
-	t.Helper()
-	_, err := os.Lstat(s.abs(rel))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return err == nil
 }

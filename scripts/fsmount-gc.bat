@@ -15,8 +15,10 @@ rem   FSMOUNT_GC_LOG                    append the output to this file
 rem                                     (default: featurefs\gc.log in LOCALAPPDATA)
 rem
 rem The exit code is that of fsmount: 0 clean, 1 integrity issues or errors,
-rem 2 usage error. Only the gc command is meant for Windows (there is no FUSE
-rem mount there), and only where fsmount.exe builds for Windows.
+rem 2 usage error. On Windows fsmount.exe runs gc, stats and verify, not mount
+rem (there is no FUSE there). Build it on Linux with `make cross`
+rem (bin/fsmount.exe, a cgo cross-build with mingw-w64); it is cross-compiled
+rem and checked there, not run on Windows by the project's tests.
 
 setlocal EnableExtensions
 

@@ -49,13 +49,23 @@ func TestReadmeTourRuns(t *testing.T) {
 	script := tourScript(t)
 	home := t.TempDir()
 	mnt := filepath.Join(home, "features")
-	env := []string{
-		"HOME=" + home,
-		"PATH=" + filepath.Dir(fsmountBin) + ":" + os.Getenv("PATH"),
-		"TMPDIR=" + t.TempDir(),
+	// The machine's environment (its certificates, its proxy settings: what
+	// a user's shell has), with a HOME, PATH and TMPDIR of the test's own.
+	var env []string
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "HOME", "PATH", "TMPDIR", "PS4":
+		default:
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"HOME="+home,
+		"PATH="+filepath.Dir(fsmountBin)+":"+os.Getenv("PATH"),
+		"TMPDIR="+t.TempDir(),
 		"LANG=C.UTF-8",
 		`PS4=+ $(date +%T.%N | cut -c1-12) `, // each traced line with its time
-	}
+	)
 	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOFLAGS", "GOTOOLCHAIN", "GOPROXY"} {
 		out, err := exec.Command("go", "env", v).Output()
 		if err != nil {

@@ -56,18 +56,6 @@ func (s *Store) Quarantine(rel string) (string, error) {
 	return dst, nil
 }
 
-// Walk calls fn for every regular file under blobs/ and staging/. It skips
-// anything that is not a regular file or a directory (symlinks included).
-// Files that vanish during the walk are skipped; an error from fn stops it.
-func (s *Store) Walk(ctx context.Context, fn func(File) error) error {
-	for _, d := range []string{BlobsDir, StagingDir} {
-		if err := s.walkDir(ctx, d, d == StagingDir, fn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (s *Store) walkDir(ctx context.Context, rel string, staging bool, fn func(File) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

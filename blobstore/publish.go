@@ -3,8 +3,10 @@ package blobstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"sync"
@@ -81,6 +83,25 @@ func (st *Staged) Wrote(ctx context.Context, off, n int64) {
 
 // Path is the staged file's path relative to the cache root.
 func (st *Staged) Path() string { return st.rel }
+
+// Close closes and removes the staged file; after Publish it only releases.
+// It is safe to call more than once.
+func (st *Staged) Close() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.f == nil {
+		return nil
+	}
+	f := st.f
+	st.f = nil
+	// Unlink while still holding the lock, so no GC sees the name unlocked
+	// (os.Root opens files shareable for deletion on Windows too).
+	err := st.s.unlink(st.rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	return errors.Join(err, f.Close())
+}
 
 // Published is a blob that is durable but not yet referenced by the manifest.
 type Published struct {

@@ -4,31 +4,12 @@ package blobstore
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path"
 
 	"golang.org/x/sys/unix"
 )
-
-// Close closes and removes the staged file; after Publish it only releases.
-// It is safe to call more than once.
-func (st *Staged) Close() error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.f == nil {
-		return nil
-	}
-	f := st.f
-	st.f = nil
-	// Unlink while still holding the lock, so no GC sees the name unlocked.
-	err := st.s.unlink(st.rel)
-	if errors.Is(err, unix.ENOENT) {
-		err = nil
-	}
-	return errors.Join(err, f.Close())
-}
 
 // publishRaw renames the staged file into blobs/. st.mu is held.
 func (s *Store) publishRaw(st *Staged, size, staged int64) (*Published, error) {

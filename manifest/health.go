@@ -14,21 +14,9 @@ import (
 func (db *DB) check(ctx context.Context) error {
 	t0 := time.Now()
 	var problems []string
-	err := db.retry(ctx, func() error {
-		problems = problems[:0]
-		rows, err := db.w.QueryContext(ctx, "PRAGMA quick_check(5)")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				return err
-			}
-			problems = append(problems, s)
-		}
-		return rows.Err()
+	err := db.retry(ctx, func() (err error) {
+		problems, err = queryStrings(ctx, db.w, "PRAGMA quick_check(5)")
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%s is not a valid manifest database: %w", db.path, err)

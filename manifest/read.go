@@ -43,6 +43,24 @@ func getOne(ctx context.Context, q queryer, where string, args ...any) (Entry, e
 	return e, err
 }
 
+// queryStrings returns the first column of every row of query.
+func queryStrings(ctx context.Context, q queryer, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 func queryEntries(ctx context.Context, q queryer, query string, args ...any) ([]Entry, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -115,21 +133,9 @@ func (db *DB) List(ctx context.Context, symbol, after string, limit int) ([]Entr
 // Symbols returns every symbol (with entries or made by Mkdir), sorted.
 func (db *DB) Symbols(ctx context.Context) ([]string, error) {
 	var out []string
-	err := db.read(ctx, func() error {
-		out = out[:0]
-		rows, err := db.r.QueryContext(ctx, "SELECT name FROM symbols ORDER BY name")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				return err
-			}
-			out = append(out, s)
-		}
-		return rows.Err()
+	err := db.read(ctx, func() (err error) {
+		out, err = queryStrings(ctx, db.r, "SELECT name FROM symbols ORDER BY name")
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("symbols: %w", err)
